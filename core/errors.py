@@ -1,0 +1,84 @@
+"""What can go wrong when a provider is asked about an image, sorted by what to do next.
+
+Provider code raises exactly one of these for every failure; the runner decides from the
+class alone whether to stop the provider, record the image, wait, or retry. Messages are
+sentences for the user and never contain a key.
+"""
+
+from __future__ import annotations
+
+
+class ProviderError(Exception):
+    """Base class. ``code`` is a stable short identifier for exports and filters."""
+
+    code = "provider_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        provider_code: str | None = None,
+        raw: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status  # HTTP status, when there was one
+        self.provider_code = provider_code  # e.g. "1303", "invalid_request"
+        self.raw = raw  # the body as received (already truncated by the caller)
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ProviderStopped(ProviderError):
+    """The provider itself is unusable: bad key, no balance, no subscription, wrong base
+    URL, account in arrears. Stop all of its remaining work after this one call."""
+
+    code = "provider_stopped"
+
+
+class ImageRejected(ProviderError):
+    """The provider refused this one image (bad image, content policy, bad request).
+    Record it on the image; the batch goes on."""
+
+    code = "rejected"
+
+
+class RateLimited(ProviderError):
+    """Too many requests or too many at once. The server did not process the request:
+    waiting and retrying costs nothing. ``retry_after`` is the server's hint in seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class NotProcessed(ProviderError):
+    """A transient fault where the server certainly did not process the request
+    (connection refused, a gateway 503). Retrying is free."""
+
+    code = "unavailable"
+
+
+class OutcomeUnknown(ProviderError):
+    """A fault after which nobody knows whether the request was processed and billed
+    (read timeout, 500, 502, 504, 524, a dropped connection mid-answer). Retry only where
+    the provider says retries are free or the user allowed it."""
+
+    code = "outcome_unknown"
+
+
+class ProtocolError(ProviderError):
+    """The provider answered something we cannot read (not JSON, missing fields, wrong
+    types). Recorded on the image as a failure."""
+
+    code = "protocol_error"
+
+
+class Cancelled(Exception):
+    """The user stopped the batch while this call was in flight or waiting."""

@@ -1,0 +1,1 @@
+"""The built-in recognition providers: offline (local), CometAPI and useapi.net."""
