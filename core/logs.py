@@ -1,0 +1,143 @@
+"""Logging for the app: a rotating file, warnings on stderr, and no secret in either.
+
+The app makes ONE :class:`Redactor` per process and hands it to everything that learns a
+secret (the key store registers each key it reads or stores). The redacting filter sits on
+the handlers, not on a logger: a logger's filters never see records from its child loggers,
+while a handler sees every record it is about to write.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import re
+import sys
+import threading
+
+from .paths import AppPaths
+
+REDACTED = "[redacted]"
+LOG_FILE_NAME = "kling-preflight.log"
+LOG_FILE_BYTES = 1024 * 1024
+LOG_FILE_BACKUPS = 3
+#: Names of the handlers :func:`setup_logging` installs, so a second call can replace them.
+HANDLER_NAMES = ("kling-preflight-file", "kling-preflight-stderr")
+
+# Shorter strings would blank out ordinary words all over the log.
+_MIN_SECRET_LENGTH = 4
+# "Authorization: Bearer abc", "'Authorization': 'Bearer abc'", "authorization=abc": the value
+# runs to the end of the line or the closing quote.
+_AUTHORIZATION = re.compile(r"""(?i)(authorization['"]?\s*[:=]\s*['"]?)[^'"\r\n]+""")
+# RFC 6750's token characters.
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9\-._~+/]+=*")
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
+_TRACEBACK_FORMATTER = logging.Formatter()
+
+
+class Redactor:
+    """The secrets this process knows, and a way to blank them out of any text.
+
+    Safe to share between threads.
+    """
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, secret: str | None) -> None:
+        """Remember a secret so that :meth:`redact` hides it from now on.
+
+        :param secret: the secret; surrounding whitespace is ignored, and so is anything
+            shorter than 4 characters (it would blank out ordinary words).
+        """
+        if not secret:
+            return
+        secret = secret.strip()
+        if len(secret) < _MIN_SECRET_LENGTH:
+            return
+        with self._lock:
+            self._secrets.add(secret)
+
+    def redact(self, text: str) -> str:
+        """Hide every known secret, bearer token and Authorization value in ``text``.
+
+        :param text: any text about to be written somewhere.
+        :returns: the text with each of them replaced by ``[redacted]``.
+        """
+        with self._lock:
+            # Longest first, so a secret that contains another is hidden whole.
+            secrets = sorted(self._secrets, key=len, reverse=True)
+        for secret in secrets:
+            text = text.replace(secret, REDACTED)
+        text = _AUTHORIZATION.sub(rf"\g<1>{REDACTED}", text)
+        return _BEARER.sub(rf"\g<1>{REDACTED}", text)
+
+
+class RedactingFilter(logging.Filter):
+    """A handler filter that redacts a record's message, traceback and stack before output.
+
+    The message is formatted first (``msg % args``) so a secret passed as an argument is
+    caught too; the traceback is rendered and redacted here, and the exception object
+    dropped from the record, so no formatter downstream can render it again unredacted.
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self._redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # bad arguments for the format: logging would report it, we must not raise
+            message = f"{record.msg!r} with arguments {record.args!r}"
+        record.msg = self._redactor.redact(message)
+        record.args = None
+        if record.exc_info:
+            if not record.exc_text:
+                record.exc_text = _TRACEBACK_FORMATTER.formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = self._redactor.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self._redactor.redact(record.stack_info)
+        return True
+
+
+def setup_logging(paths: AppPaths, *, verbose: bool = False, redactor: Redactor) -> logging.Logger:
+    """Send the whole process's logging to a rotating file and warnings to stderr, redacted.
+
+    Calling it again replaces the handlers it installed before instead of adding more.
+
+    :param paths: where the app keeps its files; the log goes in ``paths.logs``.
+    :param verbose: also show information messages on stderr, and debug ones in the file.
+    :param redactor: the process's redactor; both handlers redact through it.
+    :returns: the root logger, which now carries the handlers.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.get_name() in HANDLER_NAMES:
+            root.removeHandler(handler)
+            handler.close()
+
+    redacting = RedactingFilter(redactor)
+    formatter = logging.Formatter(_FORMAT)
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    file_handler = logging.handlers.RotatingFileHandler(
+        paths.logs / LOG_FILE_NAME, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+    )
+    file_handler.set_name(HANDLER_NAMES[0])
+    file_handler.setLevel(logging.DEBUG if verbose else logging.INFO)
+    handlers: list[logging.Handler] = [file_handler]
+    # A windowed frozen app has no stderr at all.
+    if sys.stderr is not None:
+        stderr_handler = logging.StreamHandler(sys.stderr)
+        stderr_handler.set_name(HANDLER_NAMES[1])
+        stderr_handler.setLevel(logging.INFO if verbose else logging.WARNING)
+        handlers.append(stderr_handler)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.addFilter(redacting)
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    return root

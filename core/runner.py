@@ -1,0 +1,572 @@
+"""The batch engine shared by the command line and the desktop app.
+
+``BatchRunner.run(roots)`` is a generator of :mod:`core.events`: it scans the roots, reads
+each new file once (hash, header, truncation check) in a thread pool, validates every image
+against the provider's rules, plans what is left to do, then checks images with a bounded
+pool of worker threads. The thread that iterates the generator is the only one that writes
+to the database; workers hand their outcomes back and never touch it.
+
+Control from any thread: :meth:`pause` (finish what is in flight, start nothing new),
+:meth:`resume`, :meth:`cancel` (stop now: results already obtained are kept).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from collections import Counter, deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+from .errors import (
+    Cancelled,
+    ImageRejected,
+    OutcomeUnknown,
+    ProtocolError,
+    ProviderError,
+    ProviderStopped,
+)
+from .events import (
+    Event,
+    FileSkipped,
+    Finished,
+    ImageFinished,
+    Paused,
+    Plan,
+    Progress,
+    ProviderHalted,
+    ScanProgress,
+    Summary,
+    Waiting,
+)
+from .models import CheckResult, Outcome, ProbedImage, Problem, ScannedFile, Status
+from .probe import probe_file
+from .providers import CheckContext, Provider
+from .retry import RetryPolicy
+from .scan import iter_files
+from .store import Store
+from .validate import is_valid, validate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    recursive: bool = True
+    #: Check again images this provider has already answered for.
+    force: bool = False
+    #: Check only images whose last check with this provider failed.
+    retry_failed: bool = False
+    #: Scan and plan, call nothing.
+    dry_run: bool = False
+    #: Fully decode each new file to find corruption a header and end marker miss.
+    deep_check: bool = True
+    #: Allow retries after outcome-unknown failures even where they may be billed.
+    retry_ambiguous: bool = False
+    #: Checks in flight at once; None takes the provider's setting or default.
+    concurrency: int | None = None
+    scan_threads: int = max(2, os.cpu_count() or 2)
+    retry: RetryPolicy = RetryPolicy()
+    #: Outcomes are written in batches: at most this many, or this often.
+    flush_size: int = 100
+    flush_interval: float = 0.2
+    #: After a cancel, how long to wait for calls already in flight to come back.
+    cancel_grace: float = 3.0
+    #: Seed for the retry jitter (tests make it reproducible).
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class _Work:
+    image: ProbedImage
+    notes: tuple[Problem, ...]  # non-blocking problems to keep with the result
+
+
+@dataclass(frozen=True)
+class _WorkerResult:
+    outcome: Outcome | None  # None: not attempted (cancelled or provider halted)
+
+
+class _MemoBridge:
+    """The provider's memo, backed by the store: reads from a preloaded dict, writes are
+    queued for the writer thread (workers never touch the database)."""
+
+    def __init__(self, initial: dict[tuple[str, str], str]) -> None:
+        self._values = dict(initial)
+        self._pending: list[tuple[str, str, str]] = []
+        self._lock = threading.Lock()
+
+    def get(self, sha256: str, kind: str) -> str | None:
+        with self._lock:
+            return self._values.get((sha256, kind))
+
+    def put(self, sha256: str, kind: str, value: str) -> None:
+        with self._lock:
+            self._values[(sha256, kind)] = value
+            self._pending.append((sha256, kind, value))
+
+    def take_pending(self) -> list[tuple[str, str, str]]:
+        with self._lock:
+            pending, self._pending = self._pending, []
+            return pending
+
+
+class BatchRunner:
+    def __init__(self, db_path: str | Path, provider: Provider, options: RunOptions = RunOptions()) -> None:
+        self.db_path = Path(db_path)
+        self.provider = provider
+        self.options = options
+        self._cancel = threading.Event()
+        self._running = threading.Event()  # cleared while paused
+        self._running.set()
+        self._halted = threading.Event()
+        self._halt_message: str | None = None
+        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._gate_lock = threading.Lock()
+        self._gate_until = 0.0  # no call starts before this monotonic time (rate limits)
+        self._rng = random.Random(options.seed)
+        concurrency = options.concurrency or provider.config.get("concurrency") or provider.default_concurrency
+        self.concurrency = max(1, int(concurrency))
+        unknown_retries = getattr(provider, "max_outcome_unknown_retries", 0)
+        if options.retry_ambiguous:
+            unknown_retries = max(unknown_retries, 2)
+        self.policy = replace(
+            options.retry,
+            base_delay=options.retry.base_delay
+            if options.retry.base_delay is not None
+            else getattr(provider, "rate_limit_base_wait", 1.0),
+            outcome_unknown_retries=unknown_retries,
+        )
+
+    # -- control, from any thread -------------------------------------------------------
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+        self._running.set()  # a paused runner must wake up to stop
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    # -- the batch ------------------------------------------------------------------------
+
+    def run(self, roots: Iterable[str | os.PathLike]) -> Iterator[Event]:
+        store = Store(self.db_path)
+        try:
+            yield from self._run(store, [os.path.abspath(os.fspath(r)) for r in roots])
+        finally:
+            store.close()
+            self.provider.close()
+
+    def _run(self, store: Store, roots: list[str]) -> Iterator[Event]:
+        probes, not_images, scan_complete = yield from self._scan(store, roots)
+        plan, work, invalid_outcomes = self._plan(store, probes, not_images)
+        yield plan
+        if self.options.dry_run or self._cancel.is_set():
+            yield Finished(
+                Summary(
+                    provider=self.provider.id,
+                    invalid=plan.invalid,
+                    skipped_known=plan.already_known + plan.failed_before,
+                    not_attempted=plan.to_check if not self.options.dry_run else 0,
+                    cancelled=self._cancel.is_set(),
+                    dry_run=self.options.dry_run,
+                )
+            )
+            return
+        store.save_outcomes(invalid_outcomes)
+        yield from self._check(store, plan, work)
+
+    # -- scan: find files, read new ones once ---------------------------------------------
+
+    def _scan(self, store: Store, roots: list[str]):
+        skipped: list[FileSkipped] = []
+        files: list[ScannedFile] = []
+        for f in iter_files(roots, recursive=self.options.recursive, on_skip=lambda p, r: skipped.append(FileSkipped(p, r))):
+            files.append(f)
+            if len(files) % 1000 == 0:
+                yield from _drain_list(skipped)
+                yield ScanProgress(len(files), 0, 0)
+            if self._cancel.is_set():
+                break
+        yield from _drain_list(skipped)
+        cached = store.cached_probes(files)
+        probes: list[ProbedImage] = list(cached.values())
+        to_read = [f for f in files if f.path not in cached]
+        yield ScanProgress(len(files), len(cached), len(cached))
+        not_images = 0
+        batch: list[ProbedImage] = []
+        last_report = time.monotonic()
+        probed = len(cached)
+        deep = self.options.deep_check
+        for result in _bounded_map(lambda f: probe_file(f, deep=deep), to_read, self.options.scan_threads, self._cancel):
+            probed += 1
+            if result is None:
+                not_images += 1
+            else:
+                probes.append(result)
+                batch.append(result)
+            if len(batch) >= 500:
+                store.save_probes(batch)
+                batch = []
+            if time.monotonic() - last_report > 0.1:
+                last_report = time.monotonic()
+                yield ScanProgress(len(files), probed, len(cached))
+        if batch:
+            store.save_probes(batch)
+        complete = not self._cancel.is_set()
+        if complete and self.options.recursive:
+            seen = {f.path for f in files}
+            for root in roots:
+                if os.path.isdir(root):
+                    store.prune_missing(root, seen)
+        yield ScanProgress(len(files), probed, len(cached), scanning_done=True)
+        return probes, not_images, complete
+
+    # -- plan: what is invalid, what is known, what to call -------------------------------
+
+    def _plan(self, store: Store, probes: list[ProbedImage], not_images: int) -> tuple[Plan, list[_Work], list[Outcome]]:
+        provider = self.provider
+        opts = self.options
+        known = store.known_statuses(provider.id)
+        by_sha: dict[str, ProbedImage] = {}
+        duplicates = 0
+        unreadable: Counter[str] = Counter()
+        for probe in sorted(probes, key=lambda p: p.path):
+            if probe.sha256 is None:
+                unreadable[_first_blocking_code(probe.problems)] += 1
+            elif probe.sha256 in by_sha:
+                duplicates += 1
+            else:
+                by_sha[probe.sha256] = probe
+        invalid_by_code: Counter[str] = Counter(unreadable)
+        invalid_outcomes: list[Outcome] = []
+        work: list[_Work] = []
+        already_known = failed_before = 0
+        for sha, probe in by_sha.items():
+            problems = validate(probe, provider.constraints)
+            status = known.get(sha)
+            if not is_valid(problems):
+                invalid_by_code[_first_blocking_code(problems)] += 1
+                if status is not Status.INVALID or opts.force:
+                    invalid_outcomes.append(Outcome(sha, provider.id, probe.path, Status.INVALID, problems))
+                continue
+            notes = tuple(p for p in problems if not p.blocking)
+            if opts.retry_failed:
+                if status is Status.FAILED:
+                    work.append(_Work(probe, notes))
+                elif status is not None and status is not Status.INVALID:
+                    already_known += 1
+            elif opts.force or status in (None, Status.INVALID):
+                work.append(_Work(probe, notes))
+            elif status is Status.FAILED:
+                failed_before += 1
+            else:
+                already_known += 1
+        plan = Plan(
+            provider=provider.id,
+            provider_label=provider.label,
+            remote=provider.remote,
+            files_found=len(probes) + not_images,
+            images=len(by_sha) + sum(unreadable.values()),
+            duplicates=duplicates,
+            invalid=sum(invalid_by_code.values()),
+            invalid_by_code=dict(invalid_by_code),
+            already_known=already_known,
+            failed_before=failed_before,
+            to_check=len(work),
+            not_images=not_images,
+        )
+        return plan, work, invalid_outcomes
+
+    # -- check: the worker pool -----------------------------------------------------------
+
+    def _check(self, store: Store, plan: Plan, work: list[_Work]) -> Iterator[Event]:
+        provider = self.provider
+        memo = _MemoBridge(store.memo_items(provider.id))
+        ctx = CheckContext(cancel=self._cancel, memo=memo)
+        run_id = store.start_run(provider.id, _options_record(self.options, self.concurrency))
+        pending = deque(work)
+        running: set[Future] = set()
+        buffered: list[Outcome] = []
+        counts: Counter[str] = Counter()
+        started = time.monotonic()
+        last_flush = started
+        was_paused = False
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"check-{provider.id}")
+        state = "finished"
+
+        def progress() -> Progress:
+            elapsed = time.monotonic() - started
+            finished = counts["checked"] + counts["rejected"] + counts["failed"]
+            return Progress(
+                done=counts["checked"] + counts["rejected"],
+                failed=counts["failed"],
+                total=plan.to_check,
+                elapsed=elapsed,
+                per_second=finished / elapsed if elapsed > 0 else 0.0,
+            )
+
+        def flush() -> Iterator[Event]:
+            nonlocal buffered, last_flush
+            pending_memo = memo.take_pending()
+            if pending_memo:
+                store.save_memo(provider.id, pending_memo)
+            if buffered:
+                store.save_outcomes(buffered)
+                for outcome in buffered:
+                    counts[outcome.status.value] += 1
+                    yield ImageFinished(outcome, progress())
+                buffered = []
+            last_flush = time.monotonic()
+
+        def collect(done: Iterable[Future]) -> None:
+            for fut in done:
+                running.discard(fut)
+                result: _WorkerResult = fut.result()
+                if result.outcome is not None:
+                    buffered.append(result.outcome)
+
+        try:
+            while (pending or running) and not self._cancel.is_set():
+                if self.paused != was_paused:
+                    was_paused = self.paused
+                    yield Paused(was_paused)
+                if not self.paused and not self._halted.is_set():
+                    while pending and len(running) < self.concurrency:
+                        running.add(pool.submit(self._check_one, pending.popleft(), ctx))
+                if not running:
+                    if self._halted.is_set():
+                        break
+                    self._running.wait(0.1)  # paused with nothing in flight
+                else:
+                    done, _ = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
+                    collect(done)
+                yield from _drain_queue(self._events)
+                if len(buffered) >= self.options.flush_size or (
+                    buffered and time.monotonic() - last_flush >= self.options.flush_interval
+                ):
+                    yield from flush()
+            if self._cancel.is_set():
+                state = "cancelled"
+                # Calls already sent may still come back with a (paid) answer: keep it.
+                done, _ = wait(running, timeout=self.options.cancel_grace)
+                collect(done)
+            elif self._halted.is_set():
+                state = "stopped"
+            yield from _drain_queue(self._events)
+            yield from flush()
+        finally:
+            # Reached on normal exit and also when the consumer stops iterating (Ctrl-C,
+            # window closed): whatever has been obtained is written before we leave.
+            self._cancel.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            try:
+                for _ in flush():  # a no-op after a normal finish
+                    pass
+            except Exception:  # the store failed (disk full, locked): say so, keep the first error
+                log.exception("could not write the last results")
+            not_attempted = plan.to_check - (counts["checked"] + counts["rejected"] + counts["failed"])
+            summary = Summary(
+                provider=provider.id,
+                checked=counts["checked"],
+                rejected=counts["rejected"],
+                failed=counts["failed"],
+                invalid=plan.invalid,
+                skipped_known=plan.already_known + plan.failed_before,
+                not_attempted=not_attempted,
+                cancelled=state == "cancelled",
+                halted=self._halt_message,
+                elapsed=time.monotonic() - started,
+            )
+            try:
+                store.finish_run(run_id, state, _summary_record(summary))
+            except Exception:
+                log.exception("could not record the end of the run")
+        yield Finished(summary)
+
+    def _check_one(self, item: _Work, ctx: CheckContext) -> _WorkerResult:
+        """Runs on a worker thread: read the file, call the provider, retry as the policy
+        allows. Never touches the store."""
+        image, provider = item.image, self.provider
+
+        def outcome(status: Status, **kw) -> Outcome:
+            return Outcome(image.sha256, provider.id, image.path, status, problems=item.notes, **kw)
+
+        try:
+            data = Path(image.path).read_bytes()
+        except OSError as exc:
+            return _WorkerResult(outcome(Status.FAILED, error_code="unreadable", error=f"The file could not be read: {exc.strerror or exc}."))
+        if hashlib.sha256(data).hexdigest() != image.sha256:
+            return _WorkerResult(
+                outcome(Status.FAILED, error_code="changed", error="The file changed after it was scanned: scan it again.")
+            )
+        attempts = unknown_retries = 0
+        call_seconds = 0.0
+        while True:
+            if not self._wait_for_gate():
+                return _WorkerResult(None)
+            if self._halted.is_set():
+                return _WorkerResult(None)
+            attempts += 1
+            t0 = time.monotonic()
+            try:
+                result = provider.check(image, data, ctx)
+            except Cancelled:
+                return _WorkerResult(None)
+            except ProviderStopped as exc:
+                self._halt(exc.message)
+                return _WorkerResult(None)
+            except ImageRejected as exc:
+                call_seconds += time.monotonic() - t0
+                return _WorkerResult(
+                    outcome(Status.REJECTED, result=_error_result(exc), error_code=exc.code, error=exc.message,
+                            attempts=attempts, duration_ms=round(call_seconds * 1000))
+                )
+            except ProviderError as exc:
+                call_seconds += time.monotonic() - t0
+                wait_s = None if isinstance(exc, ProtocolError) else self.policy.next_wait(exc, attempts, unknown_retries, self._rng)
+                if wait_s is None or self._cancel.is_set():
+                    return _WorkerResult(
+                        outcome(Status.FAILED, result=_error_result(exc), error_code=exc.code, error=_final_error(exc, attempts),
+                                attempts=attempts, duration_ms=round(call_seconds * 1000))
+                    )
+                if isinstance(exc, OutcomeUnknown):
+                    unknown_retries += 1
+                self._hold_back(wait_s, exc)
+                continue
+            except Exception as exc:  # a bug in a provider: record it on the image, keep going
+                log.exception("provider %s crashed on %s", provider.id, image.path)
+                return _WorkerResult(
+                    outcome(Status.FAILED, error_code="internal_error", error=f"The {provider.label} provider failed unexpectedly: {type(exc).__name__}.",
+                            attempts=attempts)
+                )
+            call_seconds += time.monotonic() - t0
+            return _WorkerResult(
+                outcome(Status.CHECKED, result=result, attempts=attempts, duration_ms=round(call_seconds * 1000))
+            )
+
+    def _halt(self, message: str) -> None:
+        with self._gate_lock:
+            first = not self._halted.is_set()
+            self._halted.set()
+            if first:
+                self._halt_message = message
+        if first:
+            self._events.put(ProviderHalted(self.provider.id, message))
+
+    def _hold_back(self, seconds: float, exc: ProviderError) -> None:
+        """Hold every worker back for ``seconds`` (a rate limit concerns the account, not
+        the one request), and say so once."""
+        until = time.monotonic() + seconds
+        with self._gate_lock:
+            extend = until > self._gate_until + 0.5
+            self._gate_until = max(self._gate_until, until)
+        if extend:
+            reason = "rate limited" if exc.code == "rate_limited" else _short_reason(exc)
+            self._events.put(Waiting(seconds, reason))
+
+    def _wait_for_gate(self) -> bool:
+        """Wait until calls may start again; False when the batch was cancelled."""
+        while True:
+            with self._gate_lock:
+                remaining = self._gate_until - time.monotonic()
+            if remaining <= 0:
+                return not self._cancel.is_set()
+            if self._cancel.wait(min(remaining, 0.5)):
+                return False
+
+
+def _bounded_map(fn: Callable, items: Sequence, threads: int, cancel: threading.Event) -> Iterator:
+    """Like ``executor.map`` but with at most ``2 × threads`` items in flight, so memory
+    stays flat however many files there are, and a cancel stops within one item."""
+    if not items:
+        return
+    window = threads * 2
+    with ThreadPoolExecutor(threads, thread_name_prefix="probe") as pool:
+        queue_ = deque(items)
+        running: set[Future] = set()
+        try:
+            while queue_ or running:
+                while queue_ and len(running) < window and not cancel.is_set():
+                    running.add(pool.submit(fn, queue_.popleft()))
+                if not running:
+                    break
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
+        finally:
+            for fut in running:
+                fut.cancel()
+
+
+def _drain_list(items: list) -> Iterator:
+    while items:
+        yield items.pop(0)
+
+
+def _drain_queue(q: queue.SimpleQueue) -> Iterator:
+    while True:
+        try:
+            yield q.get_nowait()
+        except queue.Empty:
+            return
+
+
+def _first_blocking_code(problems: Sequence[Problem]) -> str:
+    return next((p.code for p in problems if p.blocking), "invalid")
+
+
+def _error_result(exc: ProviderError) -> CheckResult | None:
+    """Keep what the provider answered, even for a failure, beside the parsed columns."""
+    if exc.raw is None and exc.request_id is None:
+        return None
+    return CheckResult(raw=exc.raw, request_id=exc.request_id)
+
+
+def _final_error(exc: ProviderError, attempts: int) -> str:
+    if attempts > 1:
+        return f"{exc.message} (gave up after {attempts} attempts)"
+    return exc.message
+
+
+def _short_reason(exc: ProviderError) -> str:
+    return {
+        "unavailable": "the service is unavailable",
+        "outcome_unknown": "retrying after an unclear failure",
+    }.get(exc.code, exc.code.replace("_", " "))
+
+
+def _options_record(options: RunOptions, concurrency: int) -> dict:
+    return {
+        "force": options.force,
+        "retry_failed": options.retry_failed,
+        "retry_ambiguous": options.retry_ambiguous,
+        "deep_check": options.deep_check,
+        "concurrency": concurrency,
+    }
+
+
+def _summary_record(summary: Summary) -> dict:
+    return {
+        "checked": summary.checked,
+        "rejected": summary.rejected,
+        "failed": summary.failed,
+        "invalid": summary.invalid,
+        "skipped_known": summary.skipped_known,
+        "not_attempted": summary.not_attempted,
+        "halted": summary.halted,
+    }

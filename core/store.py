@@ -1,0 +1,812 @@
+"""The results database: one SQLite file that the ``sqlite3`` and ``sqlite-utils`` tools read as well.
+
+Content hashes identify images, so a renamed file keeps its results and a re-run skips what
+is done. Booleans are stored as 0/1 (NULL when unknown), JSON columns as JSON text, times as
+ISO 8601 text in UTC. A :class:`Store` belongs to one thread: the runner's writer thread owns
+one, and every reader (the desktop table, an export) opens its own on the same file. The
+file is in WAL mode so readers never block the writer.
+
+Tables
+------
+
+``files`` — one row per file path a scan has seen.
+
+- ``path`` TEXT, primary key: the absolute path.
+- ``folder`` TEXT: the folder part of ``path``.
+- ``file`` TEXT: the file name.
+- ``sha256`` TEXT: hex SHA-256 of the content; NULL when the file could not be read.
+- ``size`` INTEGER: bytes on disk when it was read.
+- ``mtime_ns`` INTEGER: modification time in nanoseconds. When ``size`` and ``mtime_ns`` are
+  unchanged, a re-scan reuses the stored probe instead of reading the file again.
+- ``notes`` TEXT, JSON list of ``{code, message, blocking}``: problems of the path rather than
+  of the content (``extension_mismatch``, ``unreadable``).
+- ``scanned_at`` TEXT: when the file was last read.
+
+``images`` — one row per distinct content.
+
+- ``sha256`` TEXT, primary key.
+- ``bytes`` INTEGER: the content's size.
+- ``format`` TEXT: Pillow's format name (``JPEG``, ``PNG``, ...); NULL when not an image.
+- ``width``, ``height`` INTEGER: pixels; NULL when unknown.
+- ``problems`` TEXT, JSON list of ``{code, message, blocking}``: what is wrong with the content
+  itself (``empty``, ``not_an_image``, ``corrupt``, ``truncated``, ``decompression_bomb``).
+- ``valid`` INTEGER 0/1: 1 when none of ``problems`` is blocking.
+- ``first_seen_at`` TEXT: when this content was first read.
+
+``results`` — one row per content and provider; a re-check replaces the row.
+
+- ``sha256`` TEXT and ``provider`` TEXT: the primary key.
+- ``status`` TEXT: ``checked`` (the provider answered), ``invalid`` (broke the local rules,
+  never sent), ``rejected`` (the provider refused the image), ``failed`` (no answer could be had).
+- ``path`` TEXT: the path the image was checked as.
+- ``valid`` INTEGER 0/1: 1 when none of ``problems`` is blocking.
+- ``problems`` TEXT, JSON list of ``{code, message, blocking}``: the image against this
+  provider's input rules.
+- ``head_seg``, ``face_seg``, ``cloth_seg``, ``object_seg`` INTEGER: 1 found, 0 looked for and
+  not found, NULL unknown.
+- ``face_count`` INTEGER: faces located; NULL when the provider does not locate faces.
+- ``faces`` TEXT, JSON list of ``{x, y, width, height, confidence, crops}`` (pixels of the
+  original file; ``crops`` are file paths or URLs); NULL when the provider does not locate faces.
+- ``result_urls`` TEXT, JSON object: result image per type, e.g. ``{"head_seg": "https://..."}``.
+- ``verdict_avatar``, ``verdict_tryon``, ``verdict_asset`` TEXT: ``yes``, ``no`` or
+  ``unknown``, whether the image is ready for that workflow (:func:`core.models.verdicts`).
+- ``cost`` TEXT: what the call cost, as the provider wrote it.
+- ``request_id`` TEXT: the provider's request id.
+- ``raw`` TEXT: the provider's answer, verbatim.
+- ``error_code`` TEXT, ``error`` TEXT: why the check failed or was rejected.
+- ``attempts`` INTEGER: calls made; ``duration_ms`` INTEGER: time spent on them.
+- ``checked_at`` TEXT: when the row was written.
+
+``memo`` — small values a provider remembers across runs (useapi: each upload's URL).
+
+- ``provider``, ``sha256``, ``kind`` TEXT: the primary key; ``value`` TEXT; ``created_at`` TEXT.
+
+``runs`` — one row per batch.
+
+- ``id`` INTEGER primary key; ``provider`` TEXT; ``started_at``, ``finished_at`` TEXT;
+  ``state`` TEXT: ``running``, ``finished``, ``stopped`` or ``cancelled``;
+  ``options`` TEXT, JSON object: the batch's options; ``counts`` TEXT, JSON object: images per
+  outcome when it ended.
+
+``_sqlite_migrations`` is sqlite-utils' record of the applied schema migrations.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from core.models import FLAG_TYPES, VERDICT_RULES, Face, Outcome, ProbedImage, Problem, ScannedFile, Status, verdicts
+
+#: Problem codes that belong to a path rather than to the content behind it.
+PATH_LEVEL_CODES: frozenset[str] = frozenset({"extension_mismatch", "unreadable"})
+
+#: Row statuses a filter may ask for: the four stored ones, plus ``pending`` (no result yet).
+ROW_STATUSES: tuple[str, ...] = tuple(s.value for s in Status) + ("pending",)
+
+RUN_STATES: frozenset[str] = frozenset({"running", "finished", "stopped", "cancelled"})
+
+BUSY_TIMEOUT_MS = 10_000
+#: Paths per lookup query in :meth:`Store.cached_probes`.
+LOOKUP_CHUNK = 2_000
+
+MIGRATIONS = Migrations("kling_preflight")
+
+
+@MIGRATIONS()
+def m001_initial_schema(db: Database) -> None:
+    # Spelled out rather than built from today's constants: a migration must create the
+    # same schema forever.
+    statements = [
+        # Without rowid: stored in path order, so the table's default order reads sequentially.
+        """CREATE TABLE files (
+    path TEXT PRIMARY KEY,
+    folder TEXT NOT NULL,
+    file TEXT NOT NULL,
+    sha256 TEXT,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    notes TEXT NOT NULL DEFAULT '[]',
+    scanned_at TEXT NOT NULL
+) WITHOUT ROWID""",
+        """CREATE TABLE images (
+    sha256 TEXT PRIMARY KEY,
+    bytes INTEGER NOT NULL,
+    format TEXT,
+    width INTEGER,
+    height INTEGER,
+    problems TEXT NOT NULL DEFAULT '[]',
+    valid INTEGER NOT NULL CHECK (valid IN (0, 1)),
+    first_seen_at TEXT NOT NULL
+)""",
+        """CREATE TABLE results (
+    sha256 TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('checked', 'invalid', 'rejected', 'failed')),
+    path TEXT,
+    valid INTEGER NOT NULL CHECK (valid IN (0, 1)),
+    problems TEXT NOT NULL DEFAULT '[]',
+    head_seg INTEGER CHECK (head_seg IN (0, 1)),
+    face_seg INTEGER CHECK (face_seg IN (0, 1)),
+    cloth_seg INTEGER CHECK (cloth_seg IN (0, 1)),
+    object_seg INTEGER CHECK (object_seg IN (0, 1)),
+    face_count INTEGER,
+    faces TEXT,
+    result_urls TEXT NOT NULL DEFAULT '{}',
+    verdict_avatar TEXT CHECK (verdict_avatar IN ('yes', 'no', 'unknown')),
+    verdict_tryon TEXT CHECK (verdict_tryon IN ('yes', 'no', 'unknown')),
+    verdict_asset TEXT CHECK (verdict_asset IN ('yes', 'no', 'unknown')),
+    cost TEXT,
+    request_id TEXT,
+    raw TEXT,
+    error_code TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    duration_ms INTEGER,
+    checked_at TEXT NOT NULL,
+    PRIMARY KEY (sha256, provider)
+)""",
+        """CREATE TABLE memo (
+    provider TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (provider, sha256, kind)
+)""",
+        """CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    provider TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    state TEXT NOT NULL CHECK (state IN ('running', 'finished', 'stopped', 'cancelled')),
+    options TEXT NOT NULL DEFAULT '{}',
+    counts TEXT
+)""",
+        "CREATE INDEX idx_files_sha256 ON files (sha256)",
+        "CREATE INDEX idx_files_folder ON files (folder)",
+        "CREATE INDEX idx_results_provider_status ON results (provider, status)",
+        "CREATE INDEX idx_results_status ON results (status)",
+        "CREATE INDEX idx_results_face_count ON results (face_count)",
+        "CREATE INDEX idx_results_verdict_avatar ON results (verdict_avatar)",
+        "CREATE INDEX idx_results_verdict_tryon ON results (verdict_tryon)",
+        "CREATE INDEX idx_results_verdict_asset ON results (verdict_asset)",
+    ]
+    for statement in statements:
+        db.execute(statement)
+
+
+class StoreError(Exception):
+    """The results database cannot be used; the message says why in a sentence."""
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """Which rows :meth:`Store.query_rows` returns. Every field left None matches everything.
+
+    ``verdict`` names a workflow (``avatar``, ``tryon``, ``asset``) whose verdict must be yes;
+    ``has_face`` True keeps images known to show a face, False those known not to;
+    ``text`` is a case-insensitive substring of the path; ``paths_under`` a folder.
+    """
+
+    provider: str | None = None
+    statuses: tuple[str, ...] | None = None
+    verdict: str | None = None
+    has_face: bool | None = None
+    text: str | None = None
+    paths_under: str | None = None
+    shas: tuple[str, ...] | None = None
+
+
+#: The keys of every row :meth:`Store.query_rows` yields, and the names ``order_by`` accepts.
+ROW_COLUMNS: tuple[str, ...] = (
+    "path", "folder", "file", "sha256", "bytes", "format", "width", "height", "provider",
+    "status", "valid", "problems", *FLAG_TYPES, "face_count", "faces", "result_urls",
+    *(f"verdict_{name}" for name in VERDICT_RULES),
+    "cost", "request_id", "raw", "error_code", "error", "attempts", "duration_ms", "checked_at",
+)  # fmt: skip
+
+# The columns of a row, from files f, images i and results r.
+_ROW_FIELDS = """
+    f.path AS path, f.folder AS folder, f.file AS file, f.sha256 AS sha256, f.size AS bytes,
+    i.format AS format, i.width AS width, i.height AS height,
+    COALESCE(r.provider, :provider) AS provider,
+    CASE
+        WHEN r.status IS NOT NULL THEN r.status
+        WHEN f.sha256 IS NULL OR i.valid = 0 THEN 'invalid'
+        ELSE 'pending'
+    END AS status,
+    CASE
+        WHEN f.sha256 IS NULL OR i.valid = 0 OR r.valid = 0 THEN 0
+        WHEN f.notes <> '[]' AND EXISTS (
+            SELECT 1 FROM json_each(f.notes) WHERE json_extract(value, '$.blocking')
+        ) THEN 0
+        ELSE 1
+    END AS valid,
+    f.notes AS file_notes, i.problems AS image_problems, r.problems AS result_problems,
+    r.head_seg AS head_seg, r.face_seg AS face_seg, r.cloth_seg AS cloth_seg, r.object_seg AS object_seg,
+    r.face_count AS face_count, r.faces AS faces, r.result_urls AS result_urls,
+    r.verdict_avatar AS verdict_avatar, r.verdict_tryon AS verdict_tryon, r.verdict_asset AS verdict_asset,
+    r.cost AS cost, r.request_id AS request_id, r.raw AS raw, r.error_code AS error_code, r.error AS error,
+    r.attempts AS attempts, r.duration_ms AS duration_ms, r.checked_at AS checked_at,
+    r.rowid AS result_rowid
+"""
+
+# One row per file path and result. ``:provider`` restricts the results join when a filter
+# names a provider; files without a result then show as pending for it.
+_ROW_SOURCE = """
+FROM files AS f
+LEFT JOIN images AS i ON i.sha256 = f.sha256
+LEFT JOIN results AS r ON r.sha256 = f.sha256 {provider_join}
+"""
+
+# The rows of one page, given as a JSON list of [file path, result rowid or null].
+_PAGE_SOURCE = """
+FROM json_each(:page) AS page
+JOIN files AS f ON f.path = json_extract(page.value, '$[0]')
+LEFT JOIN images AS i ON i.sha256 = f.sha256
+LEFT JOIN results AS r ON r.rowid = json_extract(page.value, '$[1]')
+"""
+
+# An image is known to show a face when a provider located one, or (for providers that do not
+# locate faces) when its face flag is set; known not to, when the count or the flag says so.
+_HAS_FACE = "(face_count > 0 OR (face_count IS NULL AND face_seg = 1))"
+_HAS_NO_FACE = "(face_count = 0 OR (face_count IS NULL AND face_seg = 0))"
+
+# How each row column sorts; JSON columns sort by what they hold rather than by their text.
+_ORDER_EXPRESSIONS: Mapping[str, tuple[str, ...]] = {
+    **{name: (name,) for name in ROW_COLUMNS},
+    "problems": ("valid", "result_problems", "image_problems", "file_notes"),
+    "faces": ("face_count",),
+    "cost": ("CAST(cost AS REAL)",),
+}
+
+
+class Store:
+    """The results database at ``path``: created if missing, migrated to the current schema.
+
+    :param path: the database file; its folder is created when missing.
+    :raises StoreError: the file is not SQLite, was made by another program or a newer
+        version, or cannot be opened.
+    """
+
+    def __init__(self, path: str | Path, *, _readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = _readonly
+        if not _readonly:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"Cannot create the folder for the results database {self.path}: {e.strerror}.") from e
+        self.db = _open(self.path, readonly=_readonly)
+        # Case-insensitive text search beyond ASCII, which SQLite's LIKE and lower() ignore.
+        self.db.register_function(_casefold, deterministic=True, name="casefold")
+
+    @classmethod
+    def open_readonly(cls, path: str | Path) -> "Store":
+        """Open an existing results database for reading only (viewers, exports).
+
+        :param path: the database file.
+        :returns: a store whose write methods fail.
+        :raises StoreError: the file is missing, is not a Kling Preflight database, or needs
+            an upgrade that a read-only store cannot make.
+        """
+        if not Path(path).is_file():
+            raise StoreError(f"There is no results database at {path}.")
+        return cls(path, _readonly=True)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- scanning -------------------------------------------------------------------------
+
+    def cached_probes(self, files: Iterable[ScannedFile]) -> dict[str, ProbedImage]:
+        """The stored probe of each file whose path, size and mtime are unchanged.
+
+        Files that could not be read last time are not returned, so they are tried again
+        (a permission change leaves the mtime alone).
+
+        :param files: what a scan found.
+        :returns: path -> stored probe, for the unchanged files only.
+        """
+        wanted = {f.path: f for f in files}
+        paths = list(wanted)
+        found: dict[str, ProbedImage] = {}
+        for start in range(0, len(paths), LOOKUP_CHUNK):
+            chunk = paths[start : start + LOOKUP_CHUNK]
+            rows = self.db.query(
+                """
+                SELECT f.path, f.size, f.mtime_ns, f.sha256, f.notes,
+                       i.format, i.width, i.height, i.problems
+                FROM files AS f JOIN images AS i ON i.sha256 = f.sha256
+                WHERE f.path IN (SELECT value FROM json_each(?))
+                """,
+                [json.dumps(chunk)],
+            )
+            for row in rows:
+                scanned = wanted[row["path"]]
+                if scanned.size != row["size"] or scanned.mtime_ns != row["mtime_ns"]:
+                    continue
+                problems = _problems_from_json(row["problems"]) + _problems_from_json(row["notes"])
+                found[row["path"]] = ProbedImage(
+                    path=row["path"],
+                    size=row["size"],
+                    mtime_ns=row["mtime_ns"],
+                    sha256=row["sha256"],
+                    format=row["format"],
+                    width=row["width"],
+                    height=row["height"],
+                    problems=problems,
+                )
+        return found
+
+    def save_probes(self, probes: Sequence[ProbedImage]) -> None:
+        """Record probed files and their content, in one transaction.
+
+        Path-level problems (:data:`PATH_LEVEL_CODES`) go to ``files.notes``, the rest to
+        ``images.problems``; :meth:`cached_probes` puts them back together, content first.
+
+        :param probes: the probes to record; a path already stored is replaced.
+        """
+        now = _now()
+        file_rows: list[dict[str, Any]] = []
+        image_rows: dict[str, dict[str, Any]] = {}
+        for probe in probes:
+            notes = [p for p in probe.problems if p.code in PATH_LEVEL_CODES]
+            content = [p for p in probe.problems if p.code not in PATH_LEVEL_CODES]
+            folder, file = os.path.split(probe.path)
+            file_rows.append(
+                {
+                    "path": probe.path,
+                    "folder": folder,
+                    "file": file,
+                    "sha256": probe.sha256,
+                    "size": probe.size,
+                    "mtime_ns": probe.mtime_ns,
+                    "notes": _problems_json(notes),
+                    "scanned_at": now,
+                }
+            )
+            if probe.sha256 is not None:
+                image_rows[probe.sha256] = {
+                    "sha256": probe.sha256,
+                    "bytes": probe.size,
+                    "format": probe.format,
+                    "width": probe.width,
+                    "height": probe.height,
+                    "problems": _problems_json(content),
+                    "valid": int(not any(p.blocking for p in content)),
+                }
+        with self.db.atomic():
+            if file_rows:
+                self.db["files"].upsert_all(file_rows, pk="path")
+            for row in image_rows.values():
+                # Spelled out because an upsert must not overwrite first_seen_at.
+                self.db.execute(
+                    """
+                    INSERT INTO images (sha256, bytes, format, width, height, problems, valid, first_seen_at)
+                    VALUES (:sha256, :bytes, :format, :width, :height, :problems, :valid, :now)
+                    ON CONFLICT (sha256) DO UPDATE SET
+                        bytes = excluded.bytes, format = excluded.format, width = excluded.width,
+                        height = excluded.height, problems = excluded.problems, valid = excluded.valid
+                    """,
+                    {**row, "now": now},
+                )
+
+    def prune_missing(self, root: str, seen: set[str]) -> int:
+        """Forget files under the folder ``root`` that a scan of it no longer found.
+
+        Results stay: they belong to content, and come back if the file does.
+
+        :param root: the scanned folder (or file).
+        :param seen: every path the scan found.
+        :returns: how many file rows were deleted.
+        """
+        where, params = _under_clause("path", root)
+        stored = [row["path"] for row in self.db.query(f"SELECT path FROM files WHERE {where}", params)]
+        gone = [path for path in stored if path not in seen]
+        with self.db.atomic():
+            for start in range(0, len(gone), LOOKUP_CHUNK):
+                chunk = gone[start : start + LOOKUP_CHUNK]
+                self.db.execute("DELETE FROM files WHERE path IN (SELECT value FROM json_each(?))", [json.dumps(chunk)])
+        return len(gone)
+
+    # --- checking -------------------------------------------------------------------------
+
+    def known_statuses(self, provider: str) -> dict[str, Status]:
+        """:returns: sha256 -> status of every image this provider has a result for."""
+        rows = self.db.query("SELECT sha256, status FROM results WHERE provider = ?", [provider])
+        return {row["sha256"]: Status(row["status"]) for row in rows}
+
+    def save_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        """Record final outcomes in one transaction; a re-check replaces the earlier row.
+
+        :param outcomes: one per image and provider.
+        """
+        now = _now()
+        rows = [_result_row(outcome, now) for outcome in outcomes]
+        if rows:
+            with self.db.atomic():
+                self.db["results"].upsert_all(rows, pk=("sha256", "provider"))
+
+    def memo_items(self, provider: str) -> dict[tuple[str, str], str]:
+        """:returns: (sha256, kind) -> value of everything ``provider`` remembered."""
+        rows = self.db.query("SELECT sha256, kind, value FROM memo WHERE provider = ?", [provider])
+        return {(row["sha256"], row["kind"]): row["value"] for row in rows}
+
+    def save_memo(self, provider: str, items: Iterable[tuple[str, str, str]]) -> None:
+        """Remember values for ``provider``, in one transaction.
+
+        :param items: (sha256, kind, value) triples; a known (sha256, kind) gets the new value.
+        """
+        now = _now()
+        rows = [
+            {"provider": provider, "sha256": sha, "kind": kind, "value": value, "created_at": now}
+            for sha, kind, value in items
+        ]
+        if rows:
+            with self.db.atomic():
+                self.db["memo"].upsert_all(rows, pk=("provider", "sha256", "kind"))
+
+    def start_run(self, provider: str, options: Mapping[str, Any]) -> int:
+        """Record that a batch started.
+
+        :param options: the batch's options, stored as JSON (values that are not JSON as text).
+        :returns: the run's id.
+        """
+        cursor = self.db.execute(
+            "INSERT INTO runs (provider, started_at, state, options) VALUES (?, ?, 'running', ?)",
+            [provider, _now(), json.dumps(dict(options), ensure_ascii=False, default=str)],
+        )
+        return int(cursor.lastrowid)
+
+    def finish_run(self, run_id: int, state: str, counts: Mapping[str, int]) -> None:
+        """Record how a batch ended.
+
+        :param state: ``finished``, ``stopped`` or ``cancelled``.
+        :param counts: images per outcome, stored as JSON.
+        :raises ValueError: an unknown state.
+        """
+        if state not in RUN_STATES - {"running"}:
+            raise ValueError(f"A run cannot end as {state!r}.")
+        self.db.execute(
+            "UPDATE runs SET state = ?, finished_at = ?, counts = ? WHERE id = ?",
+            [state, _now(), json.dumps(dict(counts), ensure_ascii=False, default=str), run_id],
+        )
+
+    # --- reading --------------------------------------------------------------------------
+
+    def query_rows(
+        self,
+        filter: RowFilter | None = None,
+        *,
+        order_by: str = "path",
+        descending: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> Iterator[dict[str, Any]]:
+        """Rows for the table and the exports, one per file path and provider result, streamed.
+
+        :param filter: which rows; None for all.
+        :param order_by: one of :data:`ROW_COLUMNS`; ties are broken by path, then provider.
+        :param descending: reverse the order of ``order_by``.
+        :param limit: at most this many rows; None for all.
+        :param offset: skip this many rows first.
+        :returns: dicts with the keys of :data:`ROW_COLUMNS`.
+        :raises ValueError: an unknown ``order_by`` or filter value.
+        """
+        if order_by not in _ORDER_EXPRESSIONS:
+            raise ValueError(f"Rows cannot be sorted by {order_by!r}; choose one of {', '.join(ROW_COLUMNS)}.")
+        sql, params = _filtered_rows_sql(filter or RowFilter())
+        direction = " DESC" if descending else ""
+        order = ", ".join(f"{expr}{direction}" for expr in _ORDER_EXPRESSIONS[order_by])
+        ordered = f"ORDER BY {order}, path, provider LIMIT :limit OFFSET :offset"
+        params.update(limit=-1 if limit is None else int(limit), offset=int(offset))
+        if limit is None:
+            # Exports: one streamed query.
+            for row in self.db.query(f"SELECT * FROM ({sql}) {ordered}", params):
+                yield _row_from_sql(row)
+            return
+        # A page: skipping rows is cheap when only their keys are computed, so find the
+        # page's keys first, then build just those rows, both from one snapshot.
+        with self.db.atomic():
+            keys = [
+                [row["path"], row["result_rowid"]]
+                for row in self.db.query(f"SELECT path, result_rowid FROM ({sql}) {ordered}", params)
+            ]
+            page = list(
+                self.db.query(
+                    f"SELECT {_ROW_FIELDS} {_PAGE_SOURCE} ORDER BY page.key",
+                    {"page": json.dumps(keys), "provider": params["provider"]},
+                )
+            )
+        for row in page:
+            yield _row_from_sql(row)
+
+    def count_rows(self, filter: RowFilter | None = None) -> int:
+        """:returns: how many rows :meth:`query_rows` yields for ``filter``."""
+        sql, params = _filtered_rows_sql(filter or RowFilter())
+        return next(self.db.query(f"SELECT COUNT(*) AS n FROM ({sql})", params))["n"]
+
+    def summary(self, provider: str | None = None) -> dict[str, Any]:
+        """Figures for the command line: rows per status and verdict, faces, cost.
+
+        :param provider: one provider, or None for every result of every provider.
+        :returns: ``{"rows": int, "statuses": {status: int}, "verdicts": {workflow: {"yes",
+            "no", "unknown": int}}, "with_face": int, "cost": Decimal, "unreadable_costs": int}``.
+            Verdicts count rows with a result; cost adds up each result of a file still
+            present once, however many paths share its content.
+        """
+        sql, params = _filtered_rows_sql(RowFilter(provider=provider))
+        statuses = {status: 0 for status in ROW_STATUSES}
+        for row in self.db.query(f"SELECT status, COUNT(*) AS n FROM ({sql}) GROUP BY status", params):
+            statuses[row["status"]] = row["n"]
+        sums = ", ".join(
+            f"COALESCE(SUM(verdict_{w} = '{v}'), 0) AS {w}_{v}" for w in VERDICT_RULES for v in ("yes", "no", "unknown")
+        )
+        figures = next(
+            self.db.query(f"SELECT {sums}, COALESCE(SUM({_HAS_FACE}), 0) AS with_face FROM ({sql})", params)
+        )
+        cost = Decimal(0)
+        unreadable = 0
+        cost_rows = self.db.query(
+            """
+            SELECT cost FROM results AS r
+            WHERE cost IS NOT NULL AND (:provider IS NULL OR provider = :provider)
+              AND EXISTS (SELECT 1 FROM files AS f WHERE f.sha256 = r.sha256)
+            """,
+            {"provider": provider},
+        )
+        for row in cost_rows:
+            try:
+                value: Decimal | None = Decimal(str(row["cost"]).strip())
+            except InvalidOperation:
+                value = None
+            if value is not None and value.is_finite():
+                cost += value
+            else:
+                unreadable += 1
+        return {
+            "provider": provider,
+            "rows": sum(statuses.values()),
+            "statuses": statuses,
+            "verdicts": {w: {v: figures[f"{w}_{v}"] for v in ("yes", "no", "unknown")} for w in VERDICT_RULES},
+            "with_face": figures["with_face"],
+            "cost": cost,
+            "unreadable_costs": unreadable,
+        }
+
+
+# --- opening ---------------------------------------------------------------------------------
+
+
+def _open(path: Path, *, readonly: bool) -> Database:
+    """Connect, check the file is ours, set it up and bring the schema up to date."""
+    try:
+        if readonly:
+            conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        else:
+            conn = sqlite3.connect(str(path))
+    except sqlite3.Error as e:
+        raise StoreError(f"Cannot open the results database {path}: {e}.") from e
+    try:
+        db = Database(conn, execute_plugins=False)
+    except BaseException:
+        conn.close()
+        raise
+    try:
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        _check_ownership(db, path)
+        if readonly:
+            if MIGRATIONS.pending(db):
+                raise StoreError(
+                    f"The results database {path} was made by an older version of Kling Preflight; "
+                    "open it once with the app to upgrade it."
+                )
+        else:
+            db.enable_wal()
+            db.execute("PRAGMA synchronous = NORMAL")
+            _migrate(db)
+    except sqlite3.DatabaseError as e:
+        db.close()
+        if "not a database" in str(e) or "malformed" in str(e):
+            raise StoreError(f"{path} is not a SQLite database, so it cannot hold results.") from e
+        raise StoreError(f"Cannot open the results database {path}: {e}.") from e
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _check_ownership(db: Database, path: Path) -> None:
+    """Refuse databases made by another program or by a newer version of this one."""
+    applied = {m.name for m in MIGRATIONS.applied(db)}
+    # Migrations has no public list of the names it knows.
+    known = {m.name for m in MIGRATIONS._migrations}
+    if applied - known:
+        raise StoreError(
+            f"The results database {path} was made by a newer version of Kling Preflight; update the app to open it."
+        )
+    if applied:
+        return
+    others = [name for name in db.table_names() if name != MIGRATIONS.migrations_table]
+    if MIGRATIONS.migrations_table in db.table_names():
+        others += [
+            row["migration_set"]
+            for row in db.query(
+                f"SELECT DISTINCT migration_set FROM {MIGRATIONS.migrations_table} WHERE migration_set != ?",
+                [MIGRATIONS.name],
+            )
+        ]
+    if others:
+        raise StoreError(f"{path} is a database made by another program, not a Kling Preflight results database.")
+
+
+def _migrate(db: Database) -> None:
+    """Apply pending migrations under a write lock, so two stores opening at once cannot
+    both apply the same one."""
+    if not MIGRATIONS.pending(db):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        MIGRATIONS.apply(db)
+    except BaseException:
+        db.rollback()
+        raise
+    db.commit()
+
+
+# --- rows ------------------------------------------------------------------------------------
+
+
+def _filtered_rows_sql(filter: RowFilter) -> tuple[str, dict[str, Any]]:
+    """The row query for ``filter`` (without order or limit) and its parameters."""
+    params: dict[str, Any] = {"provider": filter.provider}
+    provider_join = "AND r.provider = :provider" if filter.provider is not None else ""
+    conditions: list[str] = []
+    if filter.statuses is not None:
+        unknown = [s for s in filter.statuses if s not in ROW_STATUSES]
+        if unknown:
+            raise ValueError(f"Unknown status {unknown[0]!r}; choose from {', '.join(ROW_STATUSES)}.")
+        conditions.append("status IN (SELECT value FROM json_each(:statuses))")
+        params["statuses"] = json.dumps(list(filter.statuses))
+    if filter.verdict is not None:
+        if filter.verdict not in VERDICT_RULES:
+            raise ValueError(f"Unknown workflow {filter.verdict!r}; choose from {', '.join(VERDICT_RULES)}.")
+        conditions.append(f"verdict_{filter.verdict} = 'yes'")
+    if filter.has_face is not None:
+        conditions.append(_HAS_FACE if filter.has_face else _HAS_NO_FACE)
+    if filter.text:
+        conditions.append("instr(casefold(path), :text) > 0")
+        params["text"] = _casefold(filter.text)
+    if filter.paths_under is not None:
+        where, under = _under_clause("path", filter.paths_under)
+        conditions.append(where)
+        params.update(under)
+    if filter.shas is not None:
+        conditions.append("sha256 IN (SELECT value FROM json_each(:shas))")
+        params["shas"] = json.dumps(list(filter.shas))
+    sql = f"SELECT * FROM (SELECT {_ROW_FIELDS} {_ROW_SOURCE.format(provider_join=provider_join)})"
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
+    return sql, params
+
+
+def _under_clause(column: str, root: str) -> tuple[str, dict[str, Any]]:
+    """SQL matching ``root`` itself and every path inside the folder ``root``.
+
+    A range on the separator-terminated prefix rather than LIKE: exact (``/a/b`` does not
+    match ``/a/bc``, ``%`` and ``_`` are not wildcards) and it uses the path index.
+    """
+    separators = [os.sep] + ([os.altsep] if os.altsep else [])
+    stripped = root.rstrip("".join(separators))
+    params: dict[str, Any] = {"under_root": stripped}
+    ranges = []
+    for n, sep in enumerate(separators):
+        prefix = stripped + sep
+        params[f"under_lo{n}"] = prefix
+        params[f"under_hi{n}"] = stripped + chr(ord(sep) + 1)
+        ranges.append(f"({column} >= :under_lo{n} AND {column} < :under_hi{n})")
+    return f"({column} = :under_root OR {' OR '.join(ranges)})", params
+
+
+def _row_from_sql(row: dict[str, Any]) -> dict[str, Any]:
+    problems: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for column in ("file_notes", "image_problems", "result_problems"):
+        for problem in json.loads(row[column]) if row[column] else ():
+            key = (problem["code"], problem["message"])
+            if key not in seen:
+                seen.add(key)
+                problems.append(problem)
+    out = {name: row.get(name) for name in ROW_COLUMNS}
+    out["valid"] = bool(row["valid"])
+    out["problems"] = problems
+    for name in FLAG_TYPES:
+        out[name] = None if row[name] is None else bool(row[name])
+    out["faces"] = json.loads(row["faces"]) if row["faces"] else []
+    out["result_urls"] = json.loads(row["result_urls"]) if row["result_urls"] else {}
+    return out
+
+
+# --- records to columns ----------------------------------------------------------------------
+
+
+def _result_row(outcome: Outcome, now: str) -> dict[str, Any]:
+    result = outcome.result
+    flags = result.flags() if result is not None else {name: None for name in FLAG_TYPES}
+    faces = result.faces if result is not None else None
+    row: dict[str, Any] = {
+        "sha256": outcome.sha256,
+        "provider": outcome.provider,
+        "status": Status(outcome.status).value,
+        "path": outcome.path,
+        "valid": int(outcome.valid),
+        "problems": _problems_json(outcome.problems),
+        **{name: None if value is None else int(value) for name, value in flags.items()},
+        "face_count": None if faces is None else len(faces),
+        "faces": None if faces is None else _json([_face_dict(face) for face in faces]),
+        "result_urls": _json(dict(result.result_urls) if result is not None else {}),
+        **{f"verdict_{w}": v.value for w, v in verdicts(outcome.valid, flags).items()},
+        "cost": result.cost if result is not None else None,
+        "request_id": result.request_id if result is not None else None,
+        "raw": result.raw if result is not None else None,
+        "error_code": outcome.error_code,
+        "error": outcome.error,
+        "attempts": outcome.attempts,
+        "duration_ms": outcome.duration_ms,
+        "checked_at": now,
+    }
+    return row
+
+
+def _face_dict(face: Face) -> dict[str, Any]:
+    confidence = face.confidence
+    if confidence is not None and not math.isfinite(confidence):
+        confidence = None  # keep the column valid JSON
+    return {
+        "x": face.x,
+        "y": face.y,
+        "width": face.width,
+        "height": face.height,
+        "confidence": confidence,
+        "crops": list(face.crops),
+    }
+
+
+def _problems_json(problems: Iterable[Problem]) -> str:
+    return _json([{"code": p.code, "message": p.message, "blocking": p.blocking} for p in problems])
+
+
+def _problems_from_json(text: str | None) -> tuple[Problem, ...]:
+    if not text:
+        return ()
+    return tuple(Problem(p["code"], p["message"], bool(p.get("blocking", True))) for p in json.loads(text))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _casefold(text: str | None) -> str | None:
+    return None if text is None else text.casefold()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

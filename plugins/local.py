@@ -1,0 +1,325 @@
+"""The offline provider: face detection on this computer with yuface (libfacedetection).
+
+yuface's weights are compiled into its wheel (BSD-3), so nothing is downloaded at run time.
+It has no wheel for macOS on Apple Silicon, so it is imported lazily: there the provider
+reports itself unavailable instead of breaking the plugin list.
+
+What it can honestly measure: whether there is a face (``face_seg``) and, when there is,
+a head (``head_seg``). A head seen from behind has no face, so "no face" leaves ``head_seg``
+unknown. Clothing and a main subject cannot be measured offline: always unknown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+
+from PIL import ExifTags, Image, ImageOps
+
+from core.errors import Cancelled, ImageRejected, ProviderStopped
+from core.hookspecs import hookimpl
+from core.models import Availability, CheckResult, Constraints, Face, ProbedImage
+from core.providers import CheckContext, Provider, SettingSpec
+
+#: Longest side the detector sees. yuface warns above 960 px; at 640 px it found every
+#: sample face and takes about 20 ms on 2 cores.
+DETECT_SIDE = 640
+#: Extra room around a face in its crop, as a fraction of the box's width and height.
+CROP_MARGIN = 0.2
+DEFAULT_THRESHOLD = 0.6
+
+# The pybind11 wrapper holds the GIL for the whole detection (measured: a pure-Python
+# thread barely runs meanwhile, and 2 threads are no faster than 1), and each call already
+# spreads over every core through OpenMP. Concurrent calls return identical answers (same
+# image in 8 threads), so sharing is safe; this lock states the serialisation outright so a
+# build that released the GIL could not start 2 detections × 2 OpenMP threads on 2 cores.
+# It costs nothing measurable; decoding, resizing and saving crops stay outside it.
+_DETECT_LOCK = threading.Lock()
+
+# EXIF orientation -> how to take a point (u, v) of the upright image, whose size is
+# (uw, uh), back to the file's stored pixels. The inverses of ImageOps.exif_transpose.
+_TO_STORED = {
+    1: lambda u, v, uw, uh: (u, v),
+    2: lambda u, v, uw, uh: (uw - u, v),
+    3: lambda u, v, uw, uh: (uw - u, uh - v),
+    4: lambda u, v, uw, uh: (u, uh - v),
+    5: lambda u, v, uw, uh: (v, u),
+    6: lambda u, v, uw, uh: (v, uw - u),
+    7: lambda u, v, uw, uh: (uh - v, uw - u),
+    8: lambda u, v, uw, uh: (uh - v, u),
+}
+
+# What Pillow raises on a file it cannot decode. DecompressionBombError is no OSError.
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+
+
+def _import_yuface() -> ModuleType:
+    """Import yuface, with OpenMP told to sleep rather than spin between calls.
+
+    :returns: the yuface module.
+    :raises ImportError: yuface is not installed or its library does not load.
+    """
+    # libgomp reads this once, when yuface loads it; without it calls spike to ~400 ms.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        import yuface
+    except OSError as exc:  # the wheel is there but its shared library will not load
+        raise ImportError(str(exc)) from exc
+    return yuface
+
+
+def _unavailable_reason(exc: ImportError) -> str:
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        return (
+            "The offline face detector (yuface) has no build for Apple Silicon Macs, "
+            "so offline checks cannot run here; use a remote provider instead."
+        )
+    return f"The offline face detector (yuface) could not be loaded: {exc}."
+
+
+def _detector_version() -> str:
+    try:
+        return metadata.version("yuface")
+    except metadata.PackageNotFoundError:  # a frozen app carries no package metadata
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class _Detection:
+    """One face as the detector saw it, and where it is in the upright and stored image."""
+
+    confidence: float  # 0..1
+    detected: tuple[int, int, int, int]  # x, y, w, h in the downscaled upright image
+    upright: tuple[int, int, int, int]  # x0, y0, x1, y1 in the full-size upright image
+    stored: tuple[int, int, int, int]  # x0, y0, x1, y1 in the file's stored pixels
+
+
+def stored_box(
+    box: tuple[float, float, float, float], orientation: int, upright_size: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """Take a box from the upright (EXIF-rotated) image back to the file's stored pixels.
+
+    :param box: x0, y0, x1, y1 in the upright image, inside it.
+    :param orientation: the file's EXIF orientation, 1 to 8.
+    :param upright_size: width and height of the upright image.
+    :returns: x0, y0, x1, y1 in stored pixels, rounded to whole pixels.
+    """
+    to_stored = _TO_STORED[orientation]
+    uw, uh = upright_size
+    x0, y0, x1, y1 = box
+    ax, ay = to_stored(x0, y0, uw, uh)
+    bx, by = to_stored(x1, y1, uw, uh)
+    return round(min(ax, bx)), round(min(ay, by)), round(max(ax, bx)), round(max(ay, by))
+
+
+def _decode_upright(data: bytes) -> tuple[Image.Image, int]:
+    """Decode the file fully and turn it upright.
+
+    :returns: the upright RGB image and the EXIF orientation it had.
+    :raises ImageRejected: the bytes do not decode.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+            if orientation not in _TO_STORED:  # exif_transpose leaves these as they are
+                orientation = 1
+            upright = ImageOps.exif_transpose(image).convert("RGB")
+    except _DECODE_ERRORS as exc:
+        raise ImageRejected(
+            f"This image could not be decoded ({exc}); the file may be damaged inside."
+        ) from exc
+    return upright, orientation
+
+
+def _detect(upright: Image.Image, threshold: float) -> tuple[float, list[tuple[float, tuple[int, ...]]]]:
+    """Run yuface on a copy of ``upright`` no longer than :data:`DETECT_SIDE`.
+
+    :returns: the scale used (detector pixels per upright pixel) and, per face, its
+        confidence (0..1) and x, y, w, h in detector pixels.
+    :raises ProviderStopped: yuface cannot be loaded.
+    """
+    try:
+        yuface = _import_yuface()
+    except ImportError as exc:
+        raise ProviderStopped(_unavailable_reason(exc)) from exc
+    import numpy as np
+
+    width, height = upright.size
+    scale = min(1.0, DETECT_SIDE / max(width, height))
+    small = upright
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = upright.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    # yuface reads the raw buffer and ignores strides: a reversed-channel view gives wrong
+    # answers (measured), so the BGR array must be made C-contiguous.
+    bgr = np.ascontiguousarray(np.asarray(small)[:, :, ::-1])
+    with _DETECT_LOCK:
+        confs, boxes, _landmarks = yuface.detect(bgr, conf=threshold)
+    faces = [(int(c) / 100.0, tuple(int(v) for v in box)) for c, box in zip(confs, boxes)]
+    return scale, faces
+
+
+def _locate(
+    faces: list[tuple[float, tuple[int, ...]]], scale: float, upright_size: tuple[int, int], orientation: int
+) -> list[_Detection]:
+    """Map detector boxes to the full-size upright image and to stored pixels, clipped.
+
+    Boxes that lie wholly outside the image are dropped (the detector can return
+    negative coordinates for faces cut by the border).
+    """
+    uw, uh = upright_size
+    found = []
+    for confidence, (x, y, w, h) in faces:
+        x0, y0 = max(0.0, x / scale), max(0.0, y / scale)
+        x1, y1 = min(float(uw), (x + w) / scale), min(float(uh), (y + h) / scale)
+        if x1 - x0 < 1 or y1 - y0 < 1:
+            continue
+        upright = (round(x0), round(y0), round(x1), round(y1))
+        found.append(
+            _Detection(confidence, (x, y, w, h), upright, stored_box((x0, y0, x1, y1), orientation, upright_size))
+        )
+    return found
+
+
+def _save_crop(upright: Image.Image, box: tuple[int, int, int, int], path: Path) -> None:
+    """Save the face in ``box`` (upright pixels) with a margin, as a JPEG, atomically.
+
+    Written to a temporary file in the same folder and renamed over ``path``, so a
+    concurrent run or a crash never leaves half a file under the final name.
+    """
+    x0, y0, x1, y1 = box
+    mx, my = round((x1 - x0) * CROP_MARGIN), round((y1 - y0) * CROP_MARGIN)
+    uw, uh = upright.size
+    crop = upright.crop((max(0, x0 - mx), max(0, y0 - my), min(uw, x1 + mx), min(uh, y1 + my)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            crop.save(out, "JPEG", quality=90)
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+
+
+class LocalProvider(Provider):
+    """Face detection on this computer: free, private, no key."""
+
+    id = "local"
+    label = "Offline face detection"
+    key_env = None
+    remote = False
+    retries_are_free = True
+    cost_note = "free, runs on this computer"
+    # Kling's rules, not the detector's: the point is to preflight files for Kling.
+    constraints = Constraints()
+    default_concurrency = 2
+    settings_spec = (
+        SettingSpec(
+            "threshold",
+            "Confidence threshold",
+            DEFAULT_THRESHOLD,
+            float,
+            "Faces the detector is less sure of than this (between 0 and 1) are ignored.",
+        ),
+    )
+
+    def _threshold(self) -> float:
+        """:raises ProviderStopped: the setting is not a number between 0 and 1."""
+        value = self.config.get("threshold", DEFAULT_THRESHOLD)
+        try:
+            threshold = float(value)
+        except (TypeError, ValueError):
+            threshold = -1.0
+        if not 0.0 <= threshold < 1.0:
+            raise ProviderStopped(f"The threshold must be a number from 0 up to 1; it is {value!r}.")
+        return threshold
+
+    def availability(self) -> Availability:
+        """Ready when yuface loads and the threshold makes sense; never touches the network."""
+        try:
+            _import_yuface()
+        except ImportError as exc:
+            return Availability("unavailable", _unavailable_reason(exc))
+        try:
+            self._threshold()
+        except ProviderStopped as exc:
+            return Availability("unavailable", exc.message)
+        return Availability("ready")
+
+    def verify(self) -> str:
+        """Run the detector once on a small generated image.
+
+        :returns: a sentence saying the detector works.
+        :raises ProviderStopped: yuface cannot be loaded.
+        """
+        _detect(Image.new("RGB", (64, 64), (128, 128, 128)), DEFAULT_THRESHOLD)
+        return "the detector loads and runs"
+
+    def check(self, image: ProbedImage, data: bytes, ctx: CheckContext) -> CheckResult:
+        """Find the faces in one image and save a crop of each.
+
+        :param image: the probed file; its hash names the crops.
+        :param data: the file's bytes.
+        :param ctx: the cancel flag is honoured before any work starts.
+        :returns: face and head flags (clothing and subject unknown), the faces with boxes
+            in the file's stored pixels, and the detector's answer as JSON in ``raw``.
+        :raises Cancelled: the batch was stopped before this call began.
+        :raises ImageRejected: the bytes do not decode.
+        :raises ProviderStopped: yuface cannot be loaded or the threshold is invalid.
+        """
+        if ctx.cancel.is_set():
+            raise Cancelled()
+        threshold = self._threshold()
+        upright, orientation = _decode_upright(data)
+        scale, raw_faces = _detect(upright, threshold)
+        detections = _locate(raw_faces, scale, upright.size, orientation)
+
+        sha = image.sha256 or hashlib.sha256(data).hexdigest()
+        folder = Path(self.config.data_dir) / sha[:2]
+        faces = []
+        for i, found in enumerate(detections):
+            crop_path = folder / f"{sha}_{i}.jpg"
+            _save_crop(upright, found.upright, crop_path)
+            x0, y0, x1, y1 = found.stored
+            faces.append(Face(x0, y0, x1 - x0, y1 - y0, found.confidence, (str(crop_path),)))
+
+        raw = {
+            "detector": "yuface",
+            "version": _detector_version(),
+            "threshold": threshold,
+            "orientation": orientation,
+            "scale": scale,
+            "faces": [
+                {
+                    "box": [f.x, f.y, f.width, f.height],
+                    "detected_box": list(found.detected),
+                    "confidence": found.confidence,
+                }
+                for f, found in zip(faces, detections)
+            ],
+        }
+        has_face = bool(faces)
+        return CheckResult(
+            head_seg=True if has_face else None,
+            face_seg=has_face,
+            cloth_seg=None,
+            object_seg=None,
+            faces=tuple(faces),
+            raw=json.dumps(raw),
+        )
+
+
+@hookimpl
+def register_providers(register) -> None:
+    register(LocalProvider)
