@@ -245,6 +245,7 @@ class Reply:
         return "html" in self.headers.get("content-type", "").lower() or self.text.lstrip()[:1] == "<"
 
     def header_request_id(self) -> str | None:
+        """The first request id a header carries, or None."""
         for name in _REQUEST_ID_HEADERS:
             if self.headers.get(name):
                 return self.headers[name]
@@ -297,6 +298,7 @@ class HttpClient:
         return f"HttpClient({self.service!r}, {self.base_url!r})"
 
     def scrub(self, text: str) -> str:
+        """:func:`scrub` with this client's key."""
         return scrub(text, self._key)
 
     def post(
@@ -420,7 +422,8 @@ class HttpClient:
         kw.setdefault("request_id", reply.header_request_id())
         return cls(self.scrub(message), status=reply.status, raw=reply.raw, **kw)
 
-    def wrong_base_url(self, reply: Reply) -> ProviderStopped:
+    def wrong_base_url(self, reply: Reply) -> ProviderError:
+        """A redirect, a web page or a 404 where the API should be: stop the provider."""
         what = "a web page" if reply.looks_like_html() else f"HTTP {reply.status}"
         where = reply.headers.get("location")
         moved = f" (redirecting to {where})" if where and 300 <= reply.status < 400 else ""
@@ -492,10 +495,6 @@ class HttpProvider(Provider):
     #: The vendor's name in messages, e.g. "CometAPI".
     service: ClassVar[str]
     default_base_url: ClassVar[str]
-    #: The first wait after a rate limit, in seconds (the runner reads it).
-    rate_limit_base_wait: ClassVar[float] = 1.0
-    #: Extra attempts after an outcome-unknown failure (the runner reads it).
-    max_outcome_unknown_retries: ClassVar[int] = 0
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)

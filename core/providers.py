@@ -101,6 +101,10 @@ class Provider(ABC):
     constraints: ClassVar[Constraints] = Constraints()
     #: True when a repeated call costs nothing, so outcome-unknown failures may be retried.
     retries_are_free: ClassVar[bool] = False
+    #: Retries allowed after an outcome-unknown failure without the user's say-so.
+    max_outcome_unknown_retries: ClassVar[int] = 0
+    #: First wait after a rate limit without Retry-After, in seconds; doubles each time.
+    rate_limit_base_wait: ClassVar[float] = 1.0
     #: Whether a call leaves the machine (and may cost money); drives confirmations.
     remote: ClassVar[bool] = True
     #: What one check costs, in words, for lists and confirmations.

@@ -134,14 +134,14 @@ class BatchRunner:
         self._rng = random.Random(options.seed)
         concurrency = options.concurrency or provider.config.get("concurrency") or provider.default_concurrency
         self.concurrency = max(1, int(concurrency))
-        unknown_retries = getattr(provider, "max_outcome_unknown_retries", 0)
+        unknown_retries = provider.max_outcome_unknown_retries
         if options.retry_ambiguous:
             unknown_retries = max(unknown_retries, 2)
         self.policy = replace(
             options.retry,
             base_delay=options.retry.base_delay
             if options.retry.base_delay is not None
-            else getattr(provider, "rate_limit_base_wait", 1.0),
+            else provider.rate_limit_base_wait,
             outcome_unknown_retries=unknown_retries,
         )
 

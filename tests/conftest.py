@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-# pytest_plugins = ["tests.fakes.fixtures"]  (enabled once the fakes land)
+pytest_plugins = ["tests.fakes.fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "resources" / "samples"
