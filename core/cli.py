@@ -121,6 +121,7 @@ def scan(app: AppContext, paths, provider_id, db, export_path, concurrency, forc
     confirm = None if (yes or not sys.stdin.isatty()) else _confirm_paid_plan
     summary = _drive(runner, paths, confirm)
     tally = RowTally.of(_rows_for(db_path, provider.id, paths))
+    click.echo(f"{provider.label} ({provider.id}) on {', '.join(str(p) for p in paths)}")
     click.echo(summary_table(summary, tally))
     click.echo(f"Results database: {db_path}")
     if export_path is not None:

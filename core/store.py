@@ -752,6 +752,8 @@ def _result_row(outcome: Outcome, now: str) -> dict[str, Any]:
     result = outcome.result
     flags = result.flags() if result is not None else {name: None for name in FLAG_TYPES}
     faces = result.faces if result is not None else None
+    # An image the provider refused is ready for nothing, whatever the local rules said.
+    usable = outcome.valid and Status(outcome.status) is not Status.REJECTED
     row: dict[str, Any] = {
         "sha256": outcome.sha256,
         "provider": outcome.provider,
@@ -763,7 +765,7 @@ def _result_row(outcome: Outcome, now: str) -> dict[str, Any]:
         "face_count": None if faces is None else len(faces),
         "faces": None if faces is None else _json([_face_dict(face) for face in faces]),
         "result_urls": _json(dict(result.result_urls) if result is not None else {}),
-        **{f"verdict_{w}": v.value for w, v in verdicts(outcome.valid, flags).items()},
+        **{f"verdict_{w}": v.value for w, v in verdicts(usable, flags).items()},
         "cost": result.cost if result is not None else None,
         "request_id": result.request_id if result is not None else None,
         "raw": result.raw if result is not None else None,

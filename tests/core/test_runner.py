@@ -214,6 +214,8 @@ def test_a_rejected_image_is_recorded_and_the_batch_goes_on(tmp_path):
     with Store(tmp_path / "r.db") as store:
         row = next(r for r in store.query_rows(RowFilter(provider="scripted")) if r["file"] == "a.jpg")
     assert (row["status"], row["error"], row["raw"]) == ("rejected", "Content policy.", '{"code": 1301}')
+    # Refused by the provider: ready for nothing.
+    assert (row["verdict_avatar"], row["verdict_tryon"], row["verdict_asset"]) == ("no", "no", "no")
 
 
 def test_a_crashing_provider_fails_one_image_not_the_batch(tmp_path):
