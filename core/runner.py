@@ -117,6 +117,10 @@ class _MemoBridge:
             pending, self._pending = self._pending, []
             return pending
 
+    def has_pending(self) -> bool:
+        with self._lock:
+            return bool(self._pending)
+
 
 class BatchRunner:
     def __init__(self, db_path: str | Path, provider: Provider, options: RunOptions = RunOptions()) -> None:
@@ -306,6 +310,7 @@ class BatchRunner:
         started = time.monotonic()
         last_flush = started
         was_paused = False
+        answered = False  # has the provider answered about any image yet?
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"check-{provider.id}")
         state = "finished"
 
@@ -334,11 +339,13 @@ class BatchRunner:
             last_flush = time.monotonic()
 
         def collect(done: Iterable[Future]) -> None:
+            nonlocal answered
             for fut in done:
                 running.discard(fut)
                 result: _WorkerResult = fut.result()
                 if result.outcome is not None:
                     buffered.append(result.outcome)
+                    answered = answered or result.outcome.status in (Status.CHECKED, Status.REJECTED)
 
         try:
             while (pending or running) and not self._cancel.is_set():
@@ -346,7 +353,10 @@ class BatchRunner:
                     was_paused = self.paused
                     yield Paused(was_paused)
                 if not self.paused and not self._halted.is_set():
-                    while pending and len(running) < self.concurrency:
+                    # Slow start: one call alone until the provider has answered once, so a
+                    # bad key or a wrong URL costs one call, not one per worker.
+                    limit = self.concurrency if answered else 1
+                    while pending and len(running) < limit:
                         running.add(pool.submit(self._check_one, pending.popleft(), ctx))
                 if not running:
                     if self._halted.is_set():
@@ -356,7 +366,8 @@ class BatchRunner:
                     done, _ = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
                     collect(done)
                 yield from _drain_queue(self._events)
-                if len(buffered) >= self.options.flush_size or (
+                # An upload's URL is written at once: a kill must not make us upload it again.
+                if memo.has_pending() or len(buffered) >= self.options.flush_size or (
                     buffered and time.monotonic() - last_flush >= self.options.flush_interval
                 ):
                     yield from flush()

@@ -70,12 +70,16 @@ def _ignore(path: str, reason: str) -> None:
     """The default ``on_skip``: skipped paths are simply not listed."""
 
 
-def _entry_key(st: os.stat_result, path: str) -> tuple[int, int]:
-    """(st_dev, st_ino) identifying a real file or folder."""
+def _entry_key(st: os.stat_result, path: str) -> int:
+    """st_dev and st_ino, which identify a real file or folder, packed in one int.
+
+    One int rather than a tuple of two: a scan remembers one key per file, and this
+    halves what 20,000 of them cost.
+    """
     if st.st_ino == 0:
         # Windows' DirEntry.stat() leaves the inode at zero; a full stat fills it in.
         st = os.stat(path)
-    return (st.st_dev, st.st_ino)
+    return (st.st_dev << 64) | st.st_ino
 
 
 def _sort_key(entry: os.DirEntry[str]) -> tuple[str, str]:
@@ -98,8 +102,8 @@ class _Walk:
     def __init__(self, recursive: bool, on_skip: OnSkip) -> None:
         self.recursive = recursive
         self.on_skip = on_skip
-        self.seen_files: set[tuple[int, int]] = set()
-        self.seen_folders: set[tuple[int, int]] = set()
+        self.seen_files: set[int] = set()
+        self.seen_folders: set[int] = set()
 
     def root(self, path: str) -> Iterator[ScannedFile]:
         try:
@@ -113,7 +117,7 @@ class _Walk:
         if stat.S_ISDIR(st.st_mode):
             yield from self.folder(path, st)
         elif stat.S_ISREG(st.st_mode):
-            key = (st.st_dev, st.st_ino)
+            key = _entry_key(st, path)
             if key not in self.seen_files:
                 self.seen_files.add(key)
                 yield ScannedFile(path, st.st_size, st.st_mtime_ns)
@@ -122,12 +126,12 @@ class _Walk:
 
     def folder(self, path: str, st: os.stat_result) -> Iterator[ScannedFile]:
         """Walk one folder tree depth-first, iteratively (deep trees must not recurse)."""
-        key = (st.st_dev, st.st_ino)
+        key = _entry_key(st, path)
         if key in self.seen_folders:
             return
         self.seen_folders.add(key)
         # Each level: the folder's key and its remaining sorted entries.
-        stack: list[tuple[tuple[int, int], Iterator[os.DirEntry[str]]]] = []
+        stack: list[tuple[int, Iterator[os.DirEntry[str]]]] = []
         entries = self.entries(path)
         if entries is None:
             return

@@ -53,9 +53,10 @@ class CometAPIProvider(HttpProvider):
         :raises core.errors.ProviderError: as the error table in ``providers.md`` says.
         """
         client = self.client
-        reply = client.post(
-            RECOGNIZE_PATH, cancel=ctx.cancel, json_body={"image": base64.b64encode(data).decode("ascii")}
-        )
+        # Built as bytes: base64 needs no JSON escaping, and a 10 MB photo then costs one
+        # 13 MB body in flight instead of a str, its JSON text and their encoding besides.
+        body = b'{"image":"' + base64.b64encode(data) + b'"}'
+        reply = client.post(RECOGNIZE_PATH, cancel=ctx.cancel, data=body, content_type="application/json")
         body = reply.json_object()
         if reply.status != 200 or body is None or not _is_success(body):
             raise self._error_for(reply, body)

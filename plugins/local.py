@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import platform
 import sys
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from PIL import ExifTags, Image, ImageOps
 
@@ -30,6 +32,9 @@ from core.errors import Cancelled, ImageRejected, ProviderStopped
 from core.hookspecs import hookimpl
 from core.models import Availability, CheckResult, Constraints, Face, ProbedImage
 from core.providers import CheckContext, Provider, SettingSpec
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: Longest side the detector sees. yuface warns above 960 px; at 640 px it found every
 #: sample face and takes about 20 ms on 2 cores.
@@ -72,6 +77,9 @@ def _import_yuface() -> ModuleType:
     # libgomp reads this once, when yuface loads it; without it calls spike to ~400 ms.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
+        # yuface needs numpy but does not declare it: import both, so a missing or broken
+        # numpy makes the provider unavailable instead of failing every image.
+        import numpy  # noqa: F401
         import yuface
     except OSError as exc:  # the wheel is there but its shared library will not load
         raise ImportError(str(exc)) from exc
@@ -122,10 +130,14 @@ def stored_box(
     return round(min(ax, bx)), round(min(ay, by)), round(max(ax, bx)), round(max(ay, by))
 
 
-def _decode_upright(data: bytes) -> tuple[Image.Image, int]:
-    """Decode the file fully and turn it upright.
+def _decode_upright(data: bytes, *, longest_at_least: int | None = None) -> tuple[Image.Image, int, tuple[int, int]]:
+    """Decode the file and turn it upright.
 
-    :returns: the upright RGB image and the EXIF orientation it had.
+    :param longest_at_least: None decodes at full size. Otherwise a JPEG may be decoded at
+        1/2, 1/4 or 1/8 scale, as long as its longer side stays at least this long: libjpeg
+        scales while it decodes, which costs a fraction of a full decode and resize.
+    :returns: the upright RGB image, the EXIF orientation it had, and the upright size at
+        full scale.
     :raises ImageRejected: the bytes do not decode.
     """
     try:
@@ -133,36 +145,53 @@ def _decode_upright(data: bytes) -> tuple[Image.Image, int]:
             orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
             if orientation not in _TO_STORED:  # exif_transpose leaves these as they are
                 orientation = 1
+            width, height = image.size
+            if longest_at_least is not None and max(width, height) > longest_at_least:
+                ratio = longest_at_least / max(width, height)
+                image.draft(None, (math.ceil(width * ratio), math.ceil(height * ratio)))  # a no-op but for JPEG
             upright = ImageOps.exif_transpose(image).convert("RGB")
     except _DECODE_ERRORS as exc:
         raise ImageRejected(
             f"This image could not be decoded ({exc}); the file may be damaged inside."
         ) from exc
-    return upright, orientation
+    full_size = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    return upright, orientation, full_size
 
 
-def _detect(upright: Image.Image, threshold: float) -> tuple[float, list[tuple[float, tuple[int, ...]]]]:
-    """Run yuface on a copy of ``upright`` no longer than :data:`DETECT_SIDE`.
+def _detector_input(upright: Image.Image, full_size: tuple[int, int] | None = None) -> tuple[float, np.ndarray]:
+    """What the detector is given: ``upright`` no longer than :data:`DETECT_SIDE`, as BGR.
 
-    :returns: the scale used (detector pixels per upright pixel) and, per face, its
-        confidence (0..1) and x, y, w, h in detector pixels.
+    :param upright: the upright image, at full size or already reduced.
+    :param full_size: the upright image's size at full scale (default: ``upright.size``).
+    :returns: the scale (detector pixels per full-size upright pixel) and the array.
+    """
+    import numpy as np
+
+    width, height = full_size or upright.size
+    scale = min(1.0, DETECT_SIDE / max(width, height))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = upright
+    if small.size != size:
+        small = upright.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    # yuface reads the raw buffer and ignores strides: a reversed-channel view gives wrong
+    # answers (measured), so the BGR array must be made C-contiguous.
+    return scale, np.ascontiguousarray(np.asarray(small)[:, :, ::-1])
+
+
+def _detect(
+    upright: Image.Image, threshold: float, full_size: tuple[int, int] | None = None
+) -> tuple[float, list[tuple[float, tuple[int, ...]]]]:
+    """Run yuface on :func:`_detector_input`.
+
+    :returns: the scale used (detector pixels per full-size upright pixel) and, per face,
+        its confidence (0..1) and x, y, w, h in detector pixels.
     :raises ProviderStopped: yuface cannot be loaded.
     """
     try:
         yuface = _import_yuface()
     except ImportError as exc:
         raise ProviderStopped(_unavailable_reason(exc)) from exc
-    import numpy as np
-
-    width, height = upright.size
-    scale = min(1.0, DETECT_SIDE / max(width, height))
-    small = upright
-    if scale < 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = upright.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
-    # yuface reads the raw buffer and ignores strides: a reversed-channel view gives wrong
-    # answers (measured), so the BGR array must be made C-contiguous.
-    bgr = np.ascontiguousarray(np.asarray(small)[:, :, ::-1])
+    scale, bgr = _detector_input(upright, full_size)
     with _DETECT_LOCK:
         confs, boxes, _landmarks = yuface.detect(bgr, conf=threshold)
     faces = [(int(c) / 100.0, tuple(int(v) for v in box)) for c, box in zip(confs, boxes)]
@@ -281,9 +310,12 @@ class LocalProvider(Provider):
         if ctx.cancel.is_set():
             raise Cancelled()
         threshold = self._threshold()
-        upright, orientation = _decode_upright(data)
-        scale, raw_faces = _detect(upright, threshold)
-        detections = _locate(raw_faces, scale, upright.size, orientation)
+        # The detector sees at most DETECT_SIDE pixels: decode no more than that needs...
+        reduced, orientation, full_size = _decode_upright(data, longest_at_least=DETECT_SIDE)
+        scale, raw_faces = _detect(reduced, threshold, full_size)
+        detections = _locate(raw_faces, scale, full_size, orientation)
+        # ...and in full only when there are faces to crop.
+        upright = _decode_upright(data)[0] if detections and reduced.size != full_size else reduced
 
         sha = image.sha256 or hashlib.sha256(data).hexdigest()
         folder = Path(self.config.data_dir) / sha[:2]

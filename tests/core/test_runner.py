@@ -165,7 +165,8 @@ def test_retry_failed_reruns_only_failures(tmp_path):
 def test_a_provider_stopping_error_halts_after_one_call(tmp_path):
     make_photos(tmp_path / "p", names=[f"{i}.jpg" for i in range(8)])
     provider = ScriptedProvider({f"{i}.jpg": [ProviderStopped("The key was rejected.")] for i in range(8)})
-    events = run(tmp_path / "r.db", provider, [tmp_path / "p"], concurrency=1)
+    # Even with four workers: the first call goes alone until the provider has answered.
+    events = run(tmp_path / "r.db", provider, [tmp_path / "p"], concurrency=4)
     assert sum(provider.calls.values()) == 1
     halted = [e for e in events if isinstance(e, ProviderHalted)]
     assert [h.message for h in halted] == ["The key was rejected."]

@@ -1,0 +1,76 @@
+"""Smoke test of the frozen (PyInstaller) app.
+
+`make test` builds it first (`make dist`) and names the folder in KLING_PREFLIGHT_FROZEN_DIR,
+so CI proves on every run that the double-click app and its command line work. Run bare,
+outside make, these tests are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SAMPLES
+
+FROZEN_ENV = "KLING_PREFLIGHT_FROZEN_DIR"
+
+
+@pytest.fixture(scope="module")
+def frozen() -> Path:
+    folder = os.environ.get(FROZEN_ENV)
+    if not folder:
+        pytest.skip(f"{FROZEN_ENV} is not set: `make test` builds the frozen app and sets it")
+    path = Path(folder)
+    if not path.is_absolute():
+        path = ROOT / path
+    assert (path / "kling-preflight").exists(), f"no frozen build in {path}: run `make dist`"
+    return path
+
+
+def run(exe: Path, *args: str, home: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KLING_PREFLIGHT_")}
+    env["KLING_PREFLIGHT_HOME"] = str(home)
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_the_frozen_cli_lists_its_providers(frozen, tmp_path):
+    result = run(frozen / "kling-preflight", "providers", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "local" in result.stdout and "ready" in result.stdout
+    assert "cometapi" in result.stdout and "useapi" in result.stdout
+    assert "was skipped" not in result.stdout  # no built-in plugin failed to load
+    keys = run(frozen / "kling-preflight", "keys", "status", home=tmp_path)
+    assert keys.returncode == 0 and "Key store:" in keys.stdout  # the keyring backend in use
+
+
+def test_the_frozen_cli_scans_the_samples_into_a_csv(frozen, tmp_path):
+    out = tmp_path / "samples.csv"
+    result = run(frozen / "kling-preflight", "scan", str(SAMPLES), "--export", str(out), home=tmp_path / "home")
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open(out, encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 16
+    faces = sorted(r["file"] for r in rows if r["face_count"] == "1")
+    assert faces == ["fr_biden.jpg", "fr_obama.jpg", "mpl_grace_hopper.jpg", "sk_astronaut.png", "sk_camera.png"]
+    assert sum(r["status"] == "invalid" for r in rows) == 5
+    assert sum(r["status"] == "checked" for r in rows) == 11
+
+
+def test_the_frozen_desktop_app_opens_a_database_and_quits(frozen, tmp_path):
+    home = tmp_path / "home"
+    scanned = run(frozen / "kling-preflight", "scan", str(SAMPLES), home=home)
+    assert scanned.returncode == 0, scanned.stderr
+    result = run(frozen / "kling-preflight-gui", "--self-test", "--db", str(home / "results.db"), home=home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "self-test: ok" in result.stdout + result.stderr
+
+
+def test_the_bundle_ships_the_desktop_file_and_icon(frozen):
+    desktop_file = (frozen / "kling-preflight.desktop").read_text()
+    assert "Exec=kling-preflight-gui" in desktop_file and "Icon=kling-preflight" in desktop_file
+    assert (frozen / "kling-preflight.png").stat().st_size > 1000
