@@ -1,0 +1,1 @@
+"""Kling Preflight's desktop app (PySide6). Qt lives here and only here; the engine is in ``core``."""

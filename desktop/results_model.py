@@ -1,0 +1,679 @@
+"""The results table's model: rows from the store, read a page at a time.
+
+Only the row count and a few pages of rows are in memory, so a database of 100,000 images
+opens as fast as one of ten. Sorting and filtering are done by SQLite
+(:meth:`core.store.Store.query_rows`), never by Qt.
+
+Painting never waits for SQLite: a page the view needs is read on a background thread (a
+page deep into a sorted 100,000 rows takes a few hundred milliseconds) and its rows appear
+when it arrives. After a refresh the rows already in memory stay on screen until their fresh
+copies arrive, so a table that refreshes during a run does not flicker. Explicit lookups
+(:meth:`ResultsModel.row_at`, for the selection and the context menu) read synchronously.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QRectF,
+    QRunnable,
+    QSize,
+    Qt,
+    QThreadPool,
+    Signal,
+    Slot,
+)
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette, QPixmap
+
+from core.console import VERDICT_LABELS
+from core.store import RowFilter, Store, StoreError
+
+from .thumbnails import ThumbnailCache
+
+log = logging.getLogger(__name__)
+
+#: Rows fetched per query; a page of 500 takes 20–300 ms on 100,000 rows, depending on
+#: how far in it starts and on the sort.
+PAGE_SIZE = 500
+#: Pages kept in memory.
+CACHED_PAGES = 12
+#: Page reads waiting for the background thread beyond this are forgotten, oldest first:
+#: while the scroll bar is dragged, only where it stops matters.
+MAX_PENDING_PAGES = 3
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the table: its id (kept in settings), header, and the store column
+    it sorts by."""
+
+    key: str
+    title: str
+    order_by: str
+    width: int
+    tooltip: str
+    align: Qt.AlignmentFlag = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+
+
+_CENTRE = Qt.AlignmentFlag.AlignCenter
+_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+
+#: What each recognition flag is called in the table and the detail pane.
+FLAG_LABELS: Mapping[str, str] = {
+    "head_seg": "Head",
+    "face_seg": "Face",
+    "cloth_seg": "Clothing",
+    "object_seg": "Subject",
+}
+
+COLUMNS: tuple[Column, ...] = (
+    # What a user decides on comes first (status, faces, verdicts); where the file is, last.
+    Column("thumbnail", "", "path", 68, "Thumbnail"),
+    Column("file", "File", "file", 200, "The file's name"),
+    Column("status", "Status", "status", 104, "Checked, invalid (never sent), rejected or failed"),
+    Column("faces", "Faces", "face_count", 56, "Faces found", _CENTRE),
+    Column("verdict_avatar", "Avatar", "verdict_avatar", 64, "Ready for an avatar", _CENTRE),
+    Column("verdict_tryon", "Try-on", "verdict_tryon", 64, "Ready for virtual try-on", _CENTRE),
+    Column("verdict_asset", "Asset", "verdict_asset", 64, "Ready as a subject or asset", _CENTRE),
+    Column("problems", "Problems", "problems", 260, "Why the file cannot be sent, or notes about it"),
+    Column("head_seg", "Head", "head_seg", 56, "A head was found (✓), not found (✗), or cannot be told (?)", _CENTRE),
+    Column("face_seg", "Face", "face_seg", 56, "A face was found (✓), not found (✗), or cannot be told (?)", _CENTRE),
+    Column("cloth_seg", "Clothing", "cloth_seg", 68, "Clothing was found (✓), not found (✗), or cannot be told (?)", _CENTRE),
+    Column("object_seg", "Subject", "object_seg", 64, "A main subject was found (✓), not found (✗), or cannot be told (?)", _CENTRE),
+    Column("dimensions", "Dimensions", "width", 104, "Width × height in pixels", _RIGHT),
+    Column("size", "Size", "bytes", 72, "Size of the file", _RIGHT),
+    Column("folder", "Folder", "folder", 220, "The folder the file is in"),
+    Column("provider", "Provider", "provider", 90, "Which provider checked it"),
+    Column("error", "Error", "error", 240, "Why the check failed or was rejected"),
+)
+COLUMN_INDEX: Mapping[str, int] = {column.key: n for n, column in enumerate(COLUMNS)}
+
+STATUS_LABELS: Mapping[str, str] = {
+    "checked": "Checked",
+    "invalid": "Invalid",
+    "rejected": "Rejected",
+    "failed": "Failed",
+    "pending": "Not checked",
+}
+STATUS_HELP: Mapping[str, str] = {
+    "checked": "The provider answered.",
+    "invalid": "The file breaks the input rules, so it was not sent.",
+    "rejected": "The provider refused this image.",
+    "failed": "No answer could be had; Retry failed tries again.",
+    "pending": "Not checked with this provider yet.",
+}
+
+# Status -> semantic colour kind.
+_STATUS_KINDS: Mapping[str, str] = {
+    "checked": "good",
+    "invalid": "warn",
+    "rejected": "bad",
+    "failed": "bad",
+    "pending": "neutral",
+}
+
+# Semantic colours, each in a variant for light and for dark palettes, chosen to keep
+# enough contrast against the window colour of either.
+_SEMANTIC: Mapping[str, tuple[str, str]] = {
+    "good": ("#1e8c45", "#4cc97a"),
+    "warn": ("#b86e00", "#f0a73a"),
+    "bad": ("#c62f36", "#ff6b6b"),
+    "neutral": ("#7a7a7a", "#9a9a9a"),
+}
+
+# Verdict and flag values -> glyph and semantic kind.
+_GLYPHS: Mapping[Any, tuple[str, str]] = {
+    True: ("✓", "good"),
+    False: ("✗", "bad"),
+    None: ("?", "neutral"),
+    "yes": ("✓", "good"),
+    "no": ("✗", "bad"),
+    "unknown": ("?", "neutral"),
+}
+
+
+def is_dark(palette: QPalette) -> bool:
+    """:returns: True when the palette draws light text on a dark window."""
+    return palette.color(QPalette.ColorRole.Window).lightness() < 128
+
+
+def semantic_colour(kind: str, palette: QPalette | None = None) -> QColor:
+    """A colour that means something (``good``, ``warn``, ``bad``, ``neutral``), in the
+    variant readable on ``palette`` (the application's by default)."""
+    light, dark = _SEMANTIC[kind]
+    return QColor(dark if is_dark(palette or QGuiApplication.palette()) else light)
+
+
+def format_bytes(size: int | None) -> str:
+    """``273 KB``, ``1.4 MB``; binary units, as the 10 MB limit counts them."""
+    if size is None:
+        return ""
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{round(size / 1024):,} KB"
+    if size < 1024**3:
+        return f"{size / 1024**2:,.1f} MB"
+    return f"{size / 1024**3:,.1f} GB"
+
+
+def format_dimensions(width: int | None, height: int | None) -> str:
+    """``910 × 1137``, or empty when unknown."""
+    if width is None or height is None:
+        return ""
+    return f"{width} × {height}"
+
+
+def flag_glyph(value: Any) -> str:
+    """✓, ✗ or ? for a flag (True/False/None) or a verdict (yes/no/unknown)."""
+    return _GLYPHS.get(value, _GLYPHS[None])[0]
+
+
+def flag_colour(value: Any, palette: QPalette | None = None) -> QColor:
+    return semantic_colour(_GLYPHS.get(value, _GLYPHS[None])[1], palette)
+
+
+def status_colour(status: str, palette: QPalette | None = None) -> QColor:
+    return semantic_colour(_STATUS_KINDS.get(status, "neutral"), palette)
+
+
+def problem_sentences(row: Mapping[str, Any]) -> list[str]:
+    """The row's problems as sentences, blocking ones first."""
+    problems = sorted(row.get("problems") or (), key=lambda p: not p.get("blocking", True))
+    return [p["message"] for p in problems]
+
+
+def row_key(row: Mapping[str, Any]) -> tuple[str, str | None]:
+    """What identifies a row across re-queries: its path and provider."""
+    return row["path"], row.get("provider")
+
+
+def is_row(key: tuple[str, str | None], row: Mapping[str, Any]) -> bool:
+    """:returns: True when ``row`` is the row ``key`` was taken from, perhaps since checked:
+    a file not checked yet has no provider, and gets one when its result arrives."""
+    path, provider = key
+    return row["path"] == path and (provider is None or row.get("provider") in (provider, None))
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    """One page of rows to read: everything a thread needs to read it with its own store."""
+
+    database: Path
+    row_filter: RowFilter
+    order_by: str
+    descending: bool
+    page_no: int
+    generation: int  # the model's filter and sort when asked (changes on reset)
+    version: int  # the model's refresh when asked
+
+
+@dataclass(frozen=True)
+class PageAnswer:
+    query: PageQuery
+    rows: list[dict[str, Any]]
+    error: str = ""
+
+
+def read_page(query: PageQuery) -> list[dict[str, Any]]:
+    """Read one page with a read-only store of its own (a store belongs to one thread).
+
+    :raises StoreError, sqlite3.Error: the database cannot be read.
+    """
+    with Store.open_readonly(query.database) as store:
+        return list(
+            store.query_rows(
+                query.row_filter,
+                order_by=query.order_by,
+                descending=query.descending,
+                limit=PAGE_SIZE,
+                offset=query.page_no * PAGE_SIZE,
+            )
+        )
+
+
+class _PageRequests:
+    """Pages asked for and not yet started, newest first. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: OrderedDict[int, PageQuery] = OrderedDict()
+
+    def push(self, query: PageQuery) -> list[int]:
+        """Queue ``query``; :returns: page numbers dropped to make room."""
+        with self._lock:
+            self._waiting[query.page_no] = query
+            self._waiting.move_to_end(query.page_no)
+            dropped = []
+            while len(self._waiting) > MAX_PENDING_PAGES:
+                page_no, _ = self._waiting.popitem(last=False)
+                dropped.append(page_no)
+            return dropped
+
+    def pop_newest(self) -> PageQuery | None:
+        with self._lock:
+            return self._waiting.popitem(last=True)[1] if self._waiting else None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._waiting.clear()
+
+
+class _PageRelay(QObject):
+    """Carries a page from the pool thread to the UI thread (a queued signal)."""
+
+    answered = Signal(object)  # PageAnswer
+
+
+class _PageJob(QRunnable):
+    """Reads the newest requested page (not necessarily the one that started it)."""
+
+    def __init__(self, requests: _PageRequests, relay: _PageRelay) -> None:
+        super().__init__()
+        self._requests = requests
+        self._relay = relay
+
+    def run(self) -> None:
+        query = self._requests.pop_newest()
+        if query is None:
+            return
+        try:
+            answer = PageAnswer(query, read_page(query))
+        except (sqlite3.Error, StoreError) as exc:
+            answer = PageAnswer(query, [], str(exc))
+        except Exception as exc:  # a bug costs this page, never the pool thread
+            log.exception("Reading page %s failed", query.page_no)
+            answer = PageAnswer(query, [], str(exc))
+        self._relay.answered.emit(answer)
+
+
+@dataclass
+class _Page:
+    rows: list[dict[str, Any]]
+    version: int  # the refresh it was read at; older ones are shown until replaced
+    shas: dict[str, list[int]]  # sha256 -> row numbers, for thumbnail updates
+
+
+class ResultsModel(QAbstractTableModel):
+    """Rows of :meth:`Store.query_rows` for one filter and sort, loaded lazily.
+
+    :param thumbnails: where the thumbnail column's pictures come from; None shows none.
+    """
+
+    #: A page could not be read; the argument is a sentence for the user.
+    read_failed = Signal(str)
+
+    def __init__(self, thumbnails: ThumbnailCache | None = None, parent=None) -> None:
+        super().__init__(parent)
+        self._store: Store | None = None
+        self._filter = RowFilter()
+        # Folder by folder, then by path: the order a scan found them in.
+        self._sort_column = COLUMN_INDEX["folder"]
+        self._order_by = COLUMNS[self._sort_column].order_by
+        self._descending = False
+        self._count = 0
+        self._generation = 0  # bumped when rows are reset (store, filter, sort)
+        self._version = 0  # bumped by refresh(): cached pages become stale
+        self._pages: OrderedDict[int, _Page] = OrderedDict()
+        self._requested: dict[int, int] = {}  # page -> version asked for in the background
+        self._requests = _PageRequests()
+        # Created before the relay: children are destroyed in order, and the pool's
+        # destructor waits for its jobs, which still use the relay.
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._relay = _PageRelay(self)
+        self._relay.answered.connect(self._on_page, Qt.ConnectionType.QueuedConnection)
+        self._thumbnails = thumbnails
+        self._status_icons: dict[tuple[str, bool], QIcon] = {}
+        if thumbnails is not None:
+            thumbnails.ready.connect(self._on_thumbnail_ready)
+
+    # --- what is shown -----------------------------------------------------------------
+
+    @property
+    def store(self) -> Store | None:
+        return self._store
+
+    def set_store(self, store: Store | None) -> None:
+        """Show the rows of ``store`` (the caller keeps ownership and closes it).
+
+        None empties the model and waits for background reads to finish (shutdown).
+        """
+        self.beginResetModel()
+        self._store = store
+        self._drop_pages()
+        if store is None:
+            self._pool.waitForDone()
+        self._count = self._counted()
+        self.endResetModel()
+
+    def wait(self, msecs: int = -1) -> bool:
+        """Block until no page is being read in the background (tests, shutdown).
+
+        :returns: True when idle, False when ``msecs`` ran out first.
+        """
+        return self._pool.waitForDone(msecs)
+
+    def row_filter(self) -> RowFilter:
+        return self._filter
+
+    def set_filter(self, row_filter: RowFilter) -> None:
+        if row_filter == self._filter:
+            return
+        self.beginResetModel()
+        self._filter = row_filter
+        self._drop_pages()
+        self._count = self._counted()
+        self.endResetModel()
+
+    def sort_order(self) -> tuple[int, Qt.SortOrder]:
+        """:returns: the column sorted by and the direction."""
+        order = Qt.SortOrder.DescendingOrder if self._descending else Qt.SortOrder.AscendingOrder
+        return self._sort_column, order
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:  # noqa: D102
+        if not 0 <= column < len(COLUMNS):
+            return
+        descending = order == Qt.SortOrder.DescendingOrder
+        if (column, descending) == (self._sort_column, self._descending):
+            return
+        self.beginResetModel()
+        self._sort_column = column
+        self._order_by = COLUMNS[column].order_by
+        self._descending = descending
+        self._drop_pages()
+        self.endResetModel()
+
+    def refresh(self) -> None:
+        """Read the row count again; rows in memory stay on screen until fresh copies,
+        read in the background, replace them. Rows keep their numbers, so selections stay put."""
+        if self._store is None:
+            return
+        count = self._counted()
+        self._version += 1
+        if count > self._count:
+            self.beginInsertRows(QModelIndex(), self._count, count - 1)
+            self._count = count
+            self.endInsertRows()
+        elif count < self._count:
+            self.beginRemoveRows(QModelIndex(), count, self._count - 1)
+            self._count = count
+            self.endRemoveRows()
+        if self._count:
+            self.dataChanged.emit(self.index(0, 0), self.index(self._count - 1, len(COLUMNS) - 1))
+
+    def row_at(self, index: AnyIndex | int) -> dict[str, Any] | None:
+        """:returns: the row (keys of :data:`core.store.ROW_COLUMNS`) at ``index`` (a model
+        index or a row number), or None when there is none."""
+        row = index.row() if isinstance(index, (QModelIndex, QPersistentModelIndex)) else index
+        if not 0 <= row < self._count:
+            return None
+        page_no, offset = divmod(row, PAGE_SIZE)
+        page = self._pages.get(page_no)
+        if page is None or page.version < self._version:
+            page = self._read_now(page_no)
+        self._pages.move_to_end(page_no)
+        return page.rows[offset] if offset < len(page.rows) else None
+
+    def find_loaded(self, key: tuple[str, str | None]) -> int | None:
+        """:returns: the row number of the row with ``key`` among fresh rows in memory
+        (no query), or None."""
+        for page_no, page in self._pages.items():
+            if page.version < self._version:
+                continue
+            for offset, row in enumerate(page.rows):
+                if is_row(key, row):
+                    return page_no * PAGE_SIZE + offset
+        return None
+
+    def count_all(self) -> int:
+        """:returns: rows in the store whatever the filter (0 without a store)."""
+        if self._store is None:
+            return 0
+        try:
+            return self._store.count_rows(RowFilter())
+        except (sqlite3.Error, StoreError) as exc:
+            self._report(exc)
+            return 0
+
+    # --- QAbstractTableModel --------------------------------------------------------------
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else self._count
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(COLUMNS):
+            return None
+        column = COLUMNS[section]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return column.title
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return column.tooltip
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(column.align)
+        return None
+
+    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.column() >= len(COLUMNS):
+            return None
+        row = self._row_for_painting(index.row())
+        if row is None:
+            return None
+        key = COLUMNS[index.column()].key
+        if role == Qt.ItemDataRole.DisplayRole:
+            return _display(key, row)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return _tooltip(key, row)
+        if role == Qt.ItemDataRole.DecorationRole:
+            if key == "thumbnail" and self._thumbnails is not None:
+                icon = self._thumbnails.get(row["sha256"], row["path"])
+                return icon if icon is not None else self._thumbnails.placeholder()
+            if key == "status":
+                return self._status_icon(row["status"])
+            return None
+        if role == Qt.ItemDataRole.ForegroundRole:
+            if key in FLAG_LABELS or key.startswith("verdict_"):
+                return flag_colour(row[key])
+            return None
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(COLUMNS[index.column()].align)
+        return None
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _counted(self) -> int:
+        if self._store is None:
+            return 0
+        try:
+            return self._store.count_rows(self._filter)
+        except (sqlite3.Error, StoreError) as exc:
+            self._report(exc)
+            return 0
+
+    def _row_for_painting(self, row: int) -> dict[str, Any] | None:
+        """The row if it is in memory (perhaps stale); a missing or stale page is asked for
+        in the background. Never reads the database."""
+        if not 0 <= row < self._count:
+            return None
+        page_no, offset = divmod(row, PAGE_SIZE)
+        page = self._pages.get(page_no)
+        if (page is None or page.version < self._version) and self._requested.get(page_no) != self._version:
+            self._request(page_no)
+        if page is None:
+            return None
+        return page.rows[offset] if offset < len(page.rows) else None
+
+    def _query(self, page_no: int) -> PageQuery | None:
+        if self._store is None:
+            return None
+        return PageQuery(
+            self._store.path, self._filter, self._order_by, self._descending, page_no, self._generation, self._version
+        )
+
+    def _request(self, page_no: int) -> None:
+        query = self._query(page_no)
+        if query is None:
+            return
+        self._requested[page_no] = self._version
+        for dropped in self._requests.push(query):
+            self._requested.pop(dropped, None)
+        self._pool.start(_PageJob(self._requests, self._relay))
+
+    def _read_now(self, page_no: int) -> _Page:
+        rows: list[dict[str, Any]] = []
+        query = self._query(page_no)
+        if query is not None:
+            try:
+                rows = list(
+                    self._store.query_rows(
+                        query.row_filter,
+                        order_by=query.order_by,
+                        descending=query.descending,
+                        limit=PAGE_SIZE,
+                        offset=page_no * PAGE_SIZE,
+                    )
+                )
+            except (sqlite3.Error, StoreError) as exc:
+                self._report(exc)
+        return self._keep(page_no, rows, self._version)
+
+    def _keep(self, page_no: int, rows: list[dict[str, Any]], version: int) -> _Page:
+        shas: dict[str, list[int]] = {}
+        for offset, row in enumerate(rows):
+            if row["sha256"]:
+                shas.setdefault(row["sha256"], []).append(page_no * PAGE_SIZE + offset)
+        page = _Page(rows, version, shas)
+        self._pages[page_no] = page
+        self._pages.move_to_end(page_no)
+        while len(self._pages) > CACHED_PAGES:
+            self._pages.popitem(last=False)
+        return page
+
+    @Slot(object)
+    def _on_page(self, answer: PageAnswer) -> None:
+        query = answer.query
+        if query.generation != self._generation:
+            return  # read for another filter or sort
+        if self._requested.get(query.page_no) == query.version:
+            del self._requested[query.page_no]
+        if answer.error:
+            log.warning("Reading results failed: %s", answer.error)
+            self.read_failed.emit(f"The results could not be read: {answer.error}")
+        current = self._pages.get(query.page_no)
+        if current is not None and current.version >= query.version:
+            return  # a synchronous read got there first
+        self._keep(query.page_no, answer.rows, query.version)
+        first = query.page_no * PAGE_SIZE
+        last = min(self._count, first + PAGE_SIZE) - 1
+        if last >= first:
+            self.dataChanged.emit(self.index(first, 0), self.index(last, len(COLUMNS) - 1))
+
+    def _drop_pages(self) -> None:
+        """Forget every row: what follows is another filter, sort or database."""
+        self._generation += 1
+        self._pages.clear()
+        self._requested.clear()
+        self._requests.clear()
+        if self._thumbnails is not None:
+            self._thumbnails.clear_requests()
+
+    def _report(self, exc: Exception) -> None:
+        log.warning("Reading results failed: %s", exc)
+        self.read_failed.emit(f"The results could not be read: {exc}")
+
+    def _on_thumbnail_ready(self, sha256: str) -> None:
+        column = COLUMN_INDEX["thumbnail"]
+        for page in list(self._pages.values()):
+            for row in page.shas.get(sha256, ()):
+                if row < self._count:
+                    index = self.index(row, column)
+                    self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+    def _status_icon(self, status: str) -> QIcon:
+        dark = is_dark(QGuiApplication.palette())
+        icon = self._status_icons.get((status, dark))
+        if icon is None:
+            icon = QIcon(_chip(status_colour(status)))
+            self._status_icons[(status, dark)] = icon
+        return icon
+
+
+def _chip(colour: QColor, side: int = 24) -> QPixmap:
+    """A round colour chip with a slightly darker rim, drawn at 2× for sharp HiDPI."""
+    pixmap = QPixmap(QSize(side, side))
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    try:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(colour.darker(130))
+        painter.setBrush(colour)
+        painter.drawEllipse(QRectF(side * 0.2, side * 0.2, side * 0.6, side * 0.6))
+    finally:
+        painter.end()
+    return pixmap
+
+
+def _display(key: str, row: Mapping[str, Any]) -> str | None:
+    if key == "thumbnail":
+        return None
+    if key == "dimensions":
+        return format_dimensions(row["width"], row["height"])
+    if key == "size":
+        return format_bytes(row["bytes"])
+    if key == "status":
+        return STATUS_LABELS.get(row["status"], row["status"])
+    if key == "problems":
+        return " ".join(problem_sentences(row))
+    if key == "faces":
+        return "" if row["face_count"] is None else str(row["face_count"])
+    if key in FLAG_LABELS or key.startswith("verdict_"):
+        return flag_glyph(row[key])
+    value = row.get(key)
+    return "" if value is None else str(value)
+
+
+def _tooltip(key: str, row: Mapping[str, Any]) -> str | None:
+    if key in ("thumbnail", "file"):
+        return row["path"]
+    if key == "folder":
+        return row["folder"]
+    if key == "status":
+        return STATUS_HELP.get(row["status"])
+    if key == "problems":
+        sentences = problem_sentences(row)
+        return "\n".join(f"• {s}" for s in sentences) if sentences else None
+    if key == "faces" and row["face_count"] is None:
+        return "This provider does not locate faces." if row["status"] == "checked" else None
+    if key in FLAG_LABELS:
+        value = row[key]
+        state = "found" if value else "not found" if value is False else "cannot be told"
+        return f"{FLAG_LABELS[key]}: {state}"
+    if key.startswith("verdict_"):
+        workflow = VERDICT_LABELS[key.removeprefix("verdict_")]
+        return f"Ready for {workflow}: {row[key] or 'unknown'}"
+    if key == "error":
+        if not row["error"]:
+            return None
+        return f"{row['error']} ({row['error_code']})" if row["error_code"] else row["error"]
+    return None

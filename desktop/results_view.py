@@ -1,0 +1,702 @@
+"""The results side of the main window: a filter bar, the results table and the detail pane.
+
+The table reads the store a page at a time (:class:`ResultsModel`). During a run the main
+window reports finished images with :meth:`ResultsPanel.note_outcomes`; the panel refreshes
+at most a few times a second, and less often when a refresh is slow (a big database), so the
+window stays responsive however fast results arrive.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from PySide6.QtCore import (
+    QItemSelection,
+    QItemSelectionModel,
+    QModelIndex,
+    QPoint,
+    QProcess,
+    QSettings,
+    QSize,
+    Qt,
+    QTimer,
+    QUrl,
+    Signal,
+    Slot,
+)
+from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QGuiApplication, QIcon, QKeySequence, QPainter, QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPushButton,
+    QSplitter,
+    QStyle,
+    QStackedWidget,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTableView,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.store import RowFilter, Store, StoreError
+
+from .detail_pane import DetailPane
+from .results_model import COLUMN_INDEX, COLUMNS, ResultsModel, is_row, row_key
+from .thumbnails import ThumbnailCache
+
+log = logging.getLogger(__name__)
+
+#: The quick filters, in the order of their buttons: key -> (label, filter fields).
+QUICK_FILTERS: Mapping[str, tuple[str, Mapping[str, Any]]] = {
+    "all": ("All", {}),
+    "passed": ("Passed", {"statuses": ("checked",)}),
+    "invalid": ("Invalid", {"statuses": ("invalid",)}),
+    "errors": ("Errors", {"statuses": ("failed", "rejected")}),
+    "face": ("Has a face", {"has_face": True}),
+    "no_face": ("No face", {"has_face": False}),
+    "avatar": ("Ready for avatar", {"verdict": "avatar"}),
+    "tryon": ("Ready for try-on", {"verdict": "tryon"}),
+}
+QUICK_FILTER_TIPS: Mapping[str, str] = {
+    "all": "Every file",
+    "passed": "Checked by the provider",
+    "invalid": "Files that break the input rules and were not sent",
+    "errors": "Checks that failed or that the provider rejected",
+    "face": "Photos where a face was found",
+    "no_face": "Photos where no face was found",
+    "avatar": "Photos ready for an avatar: head and face found",
+    "tryon": "Photos ready for virtual try-on: head and clothing found",
+}
+
+#: Empty states: a headline and what to do next.
+EMPTY_DATABASE = ("No results yet.", "Drop a folder of photos here, then press Start.")
+EMPTY_FILTER = ("No photos match this filter.", "Change the search or the quick filter, or show everything.")
+#: Wait after the last keystroke before searching.
+SEARCH_DEBOUNCE_MS = 250
+#: Shortest time between two refreshes during a run; longer when refreshes are slow.
+REFRESH_INTERVAL_MS = 300
+#: At most this share of the UI thread's time goes to refreshing during a run.
+REFRESH_SHARE = 0.2
+#: Opening more files than this at once is surely a slip of the mouse.
+MAX_OPEN = 10
+#: Selections larger than this are not restored by key after a refresh (rows keep their numbers).
+MAX_RESTORED = 200
+ROW_HEIGHT = 60
+THUMBNAIL_SIZE = QSize(52, 52)
+
+
+def row_filter_for(quick: str, text: str = "", provider: str | None = None) -> RowFilter:
+    """The store filter for a quick filter, a search text and a provider.
+
+    :param quick: a key of :data:`QUICK_FILTERS`.
+    :param text: part of the path to look for; blank for any.
+    :param provider: a provider id, or None for all.
+    :raises KeyError: an unknown quick filter.
+    """
+    _, fields = QUICK_FILTERS[quick]
+    return RowFilter(provider=provider, text=text.strip() or None, **fields)
+
+
+class FilterBar(QWidget):
+    """Search text, quick filter buttons and (with several providers) a provider picker."""
+
+    #: The filter changed (the text after a short pause).
+    changed = Signal()
+    export_clicked = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.search = QLineEdit(self)
+        self.search.setPlaceholderText("Search names and folders")
+        self.search.setClearButtonEnabled(True)
+        self.search.setMinimumWidth(180)
+        self.search.setMaximumWidth(320)
+        # A folder dropped here must reach the window (to be queued), not become search text.
+        self.search.setAcceptDrops(False)
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(SEARCH_DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.changed)
+        self.search.textChanged.connect(self._debounce.start)
+        self.search.returnPressed.connect(self.flush)
+
+        # A tool bar, so that in a narrow window the filters that do not fit move to its
+        # overflow menu instead of forcing the window wider.
+        self.quick_bar = QToolBar(self)
+        self.quick_bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.quick_bar.setMovable(False)
+        self.quick_bar.setFloatable(False)
+        self.quick_bar.setStyleSheet("QToolBar { border: none; background: transparent; }")
+        self._quick_group = QActionGroup(self)
+        self._quick_group.setExclusive(True)
+        self.quick_actions: dict[str, QAction] = {}
+        for key, (label, _) in QUICK_FILTERS.items():
+            action = QAction(label, self._quick_group)
+            action.setToolTip(QUICK_FILTER_TIPS[key])
+            action.setCheckable(True)
+            action.setData(key)
+            self.quick_bar.addAction(action)
+            self.quick_actions[key] = action
+        self.quick_actions["all"].setChecked(True)
+        self._quick_group.triggered.connect(lambda _: self.changed.emit())
+
+        self.provider = QComboBox(self)
+        self.provider.setToolTip("Show the results of one provider")
+        self.provider.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.provider.addItem("All providers", None)
+        self.provider.setVisible(False)
+        self.provider.currentIndexChanged.connect(lambda _: self.changed.emit())
+
+        self.count = QLabel(self)
+        self.export = QPushButton("Export…", self)
+        self.export.setToolTip("Export the rows this filter shows, as CSV or JSON")
+        self.export.clicked.connect(self.export_clicked)
+
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
+        layout.addWidget(self.search)
+        layout.addSpacing(8)
+        layout.addWidget(self.quick_bar, 1)
+        layout.addWidget(self.provider)
+        layout.addWidget(self.count)
+        layout.addSpacing(8)
+        layout.addWidget(self.export)
+
+    def quick(self) -> str:
+        action = self._quick_group.checkedAction()
+        return action.data() if action is not None else "all"
+
+    def set_quick(self, key: str) -> None:
+        """Check the quick filter ``key`` (without announcing a change)."""
+        self.quick_actions[key].setChecked(True)
+
+    def provider_id(self) -> str | None:
+        return self.provider.currentData()
+
+    def set_providers(self, providers: list[tuple[str, str]]) -> None:
+        """Offer ``providers`` ([(id, label)]); the picker shows only when there are several."""
+        known = [self.provider.itemData(i) for i in range(1, self.provider.count())]
+        if known == [pid for pid, _ in providers]:
+            return
+        chosen = self.provider_id()
+        self.provider.blockSignals(True)
+        self.provider.clear()
+        self.provider.addItem("All providers", None)
+        for pid, label in providers:
+            self.provider.addItem(label, pid)
+        position = self.provider.findData(chosen) if chosen is not None else 0
+        self.provider.setCurrentIndex(max(position, 0))
+        self.provider.blockSignals(False)
+        self.provider.setVisible(len(providers) > 1)
+        if chosen is not None and position < 0:
+            self.changed.emit()  # the chosen provider left the database
+
+    def set_provider_id(self, provider: str | None) -> None:
+        position = self.provider.findData(provider)
+        if position >= 0:
+            self.provider.setCurrentIndex(position)
+
+    def row_filter(self) -> RowFilter:
+        return row_filter_for(self.quick(), self.search.text(), self.provider_id())
+
+    def cancel_pending(self) -> None:
+        """Forget a search text not applied yet (the window is closing)."""
+        self._debounce.stop()
+
+    def flush(self) -> None:
+        """Apply a pending search text now."""
+        if self._debounce.isActive():
+            self._debounce.stop()
+            self.changed.emit()
+
+
+class _ThumbnailDelegate(QStyledItemDelegate):
+    """Draws the thumbnail centred in its cell, over the usual row background."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        icon = QIcon(opt.icon)
+        opt.icon = QIcon()
+        opt.features &= ~QStyleOptionViewItem.ViewItemFeature.HasDecoration
+        opt.text = ""
+        style = opt.widget.style() if opt.widget is not None else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
+        if not icon.isNull():
+            target = QStyle.alignedRect(opt.direction, Qt.AlignmentFlag.AlignCenter, THUMBNAIL_SIZE, opt.rect)
+            icon.paint(painter, target, Qt.AlignmentFlag.AlignCenter)
+
+
+class _EmptyState(QWidget):
+    """A headline, a sentence telling the user what to do, and a way out of an empty filter."""
+
+    show_all = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.headline = QLabel(self)
+        self.headline.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.headline.setWordWrap(True)
+        font = self.headline.font()
+        font.setPointSizeF(font.pointSizeF() * 1.5)
+        font.setBold(True)
+        self.headline.setFont(font)
+        self.hint = QLabel(self)
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setWordWrap(True)
+        hint_font = self.hint.font()
+        hint_font.setPointSizeF(hint_font.pointSizeF() * 1.15)
+        self.hint.setFont(hint_font)
+        palette = self.hint.palette()
+        palette.setColor(QPalette.ColorRole.WindowText, palette.color(QPalette.ColorRole.PlaceholderText))
+        self.hint.setPalette(palette)
+        self.button = QPushButton("Show all", self)
+        self.button.clicked.connect(self.show_all)
+        layout = QVBoxLayout(self)
+        layout.addStretch(2)
+        layout.addWidget(self.headline)
+        layout.addSpacing(6)
+        layout.addWidget(self.hint)
+        layout.addSpacing(12)
+        layout.addWidget(self.button, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addStretch(3)
+
+    def set_message(self, message: tuple[str, str], offer_show_all: bool) -> None:
+        self.headline.setText(message[0])
+        self.hint.setText(message[1])
+        self.hint.setVisible(bool(message[1]))
+        self.button.setVisible(offer_show_all)
+
+    def text(self) -> str:
+        """:returns: what the empty state says, as one line."""
+        return " ".join(part for part in (self.headline.text(), self.hint.text()) if part)
+
+
+class ResultsPanel(QWidget):
+    """Filter bar, results table and detail pane, over one results database.
+
+    :param app_context: the app's :class:`core.context.AppContext` (paths, providers).
+    """
+
+    #: Paths (list of str) the user wants checked again.
+    check_again_requested = Signal(list)
+    #: A :class:`RowFilter` ("export what this filter shows") or a list of row dicts
+    #: ("export the selection").
+    export_requested = Signal(object)
+    #: The selected row (a dict), or None when nothing is selected.
+    selection_changed = Signal(object)
+    #: A sentence about a database that cannot be opened or read.
+    error = Signal(str)
+
+    def __init__(self, app_context, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._context = app_context
+        self._database: Path | None = None
+        self._store: Store | None = None
+        self._problem = ""
+        self._last_emitted: dict[str, Any] | None = None
+        self._refresh_cost = 0.0
+
+        self.thumbnails = ThumbnailCache(app_context.paths.thumbnails, parent=self)
+        self.model = ResultsModel(self.thumbnails, self)
+        self.model.read_failed.connect(self.error)
+
+        self.filter_bar = FilterBar(self)
+        self.filter_bar.changed.connect(self._apply_filter)
+        self.filter_bar.export_clicked.connect(lambda: self.export_requested.emit(self.current_filter()))
+
+        self.table = self._make_table()
+        self.empty = _EmptyState(self)
+        self.empty.show_all.connect(self._show_all)
+        self._left = QStackedWidget(self)
+        self._left.addWidget(self.table)
+        self._left.addWidget(self.empty)
+
+        self.detail = DetailPane(self)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.addWidget(self._left)
+        self.splitter.addWidget(self.detail)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setSizes([900, 380])
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.filter_bar)
+        layout.addWidget(self.splitter, 1)
+
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.timeout.connect(self.refresh)
+
+        self._make_actions()
+        self.selection_changed.connect(self.detail.show_row)
+        self._update_empty_state()
+
+    # --- the database ---------------------------------------------------------------------
+
+    def set_database(self, path: Path) -> None:
+        """Show the results in the database at ``path``; an empty state until it exists.
+
+        A database that cannot be opened shows why in the panel and through :attr:`error`.
+        """
+        self._close_store()
+        self._database = Path(path)
+        self._problem = ""
+        self._open_store()
+        self._update_providers()
+        self.model.set_store(self._store)
+        self._update_empty_state()
+
+    def database(self) -> Path | None:
+        return self._database
+
+    def refresh(self) -> None:
+        """Read the rows again, keeping the selection and scroll position where possible."""
+        self._refresh_timer.stop()
+        started = time.perf_counter()
+        if self._store is None:
+            if self._database is not None and self._database.is_file():
+                self.set_database(self._database)
+            return
+        selected = [index.row() for index in self.table.selectionModel().selectedRows()]
+        # A huge selection (select all) stays as it is: rows keep their numbers.
+        restore = len(selected) <= MAX_RESTORED
+        before = [(n, self.model.row_at(n)) for n in selected] if restore else []
+        current = self.table.currentIndex()
+        current_row = self.model.row_at(current) if current.isValid() and restore else None
+        self._update_providers()
+        self.model.refresh()
+        if restore:
+            self._restore_selection([(n, row_key(row)) for n, row in before if row is not None], current_row)
+        self._update_empty_state()
+        self._emit_selection()
+        self._refresh_cost = time.perf_counter() - started
+
+    def note_outcomes(self, shas: list[str]) -> None:
+        """Images finished during a run: refresh soon, batching with whatever follows.
+
+        :param shas: their content hashes (any number, any rate).
+        """
+        if not shas or self._refresh_timer.isActive():
+            return
+        # Keep refreshing below REFRESH_SHARE of the UI thread's time, however slow a
+        # refresh is on this database.
+        interval = max(REFRESH_INTERVAL_MS, int(self._refresh_cost * 1000 / REFRESH_SHARE))
+        self._refresh_timer.start(interval)
+
+    def shutdown(self) -> None:
+        """Stop background work and close the database (the window is closing)."""
+        self._refresh_timer.stop()
+        self.filter_bar.cancel_pending()
+        self.thumbnails.shutdown()
+        self.detail.shutdown()
+        self.model.set_store(None)
+        self._close_store()
+
+    # --- filter and selection -------------------------------------------------------------
+
+    def current_filter(self) -> RowFilter:
+        """:returns: the filter the table shows (with any search text still being typed)."""
+        return self.filter_bar.row_filter()
+
+    def selected_rows(self) -> list[dict[str, Any]]:
+        """:returns: the selected rows, in table order."""
+        rows = sorted(index.row() for index in self.table.selectionModel().selectedRows())
+        return [row for row in (self.model.row_at(n) for n in rows) if row is not None]
+
+    def focus_search(self) -> None:
+        self.filter_bar.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.filter_bar.search.selectAll()
+
+    # --- state ----------------------------------------------------------------------------
+
+    def save_state(self, settings: QSettings) -> None:
+        """Keep column widths and order, sort, splitter and filter in ``settings``."""
+        settings.setValue("results/header", self.table.horizontalHeader().saveState())
+        settings.setValue("results/splitter", self.splitter.saveState())
+        settings.setValue("results/quick_filter", self.filter_bar.quick())
+        settings.setValue("results/search", self.filter_bar.search.text())
+        settings.setValue("results/provider", self.filter_bar.provider_id() or "")
+
+    def restore_state(self, settings: QSettings) -> None:
+        """Bring back what :meth:`save_state` kept; missing or stale values are ignored."""
+        header = self.table.horizontalHeader()
+        header_state = settings.value("results/header")
+        if header_state is not None and header.restoreState(header_state):
+            header.setSectionResizeMode(COLUMN_INDEX["thumbnail"], QHeaderView.ResizeMode.Fixed)
+            self.model.sort(header.sortIndicatorSection(), header.sortIndicatorOrder())
+        splitter_state = settings.value("results/splitter")
+        if splitter_state is not None:
+            self.splitter.restoreState(splitter_state)
+        self.filter_bar.blockSignals(True)
+        quick = settings.value("results/quick_filter", "all")
+        self.filter_bar.set_quick(quick if quick in QUICK_FILTERS else "all")
+        self.filter_bar.search.setText(str(settings.value("results/search", "") or ""))
+        self.filter_bar.set_provider_id(settings.value("results/provider") or None)
+        self.filter_bar.flush()
+        self.filter_bar.blockSignals(False)
+        self._update_providers()  # the saved header may hide or show the provider column
+        self._apply_filter()
+
+    # --- building -------------------------------------------------------------------------
+
+    def _make_table(self) -> QTableView:
+        table = QTableView(self)
+        table.setModel(self.model)
+        table.setSortingEnabled(True)
+        table.sortByColumn(COLUMN_INDEX["folder"], Qt.SortOrder.AscendingOrder)
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        table.setAlternatingRowColors(True)
+        table.setShowGrid(False)
+        table.setWordWrap(False)
+        table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keeps both ends of long paths
+        table.setIconSize(THUMBNAIL_SIZE)
+        table.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        table.customContextMenuRequested.connect(self._show_context_menu)
+        table.doubleClicked.connect(lambda _: self._open_files())
+        table.setItemDelegateForColumn(COLUMN_INDEX["thumbnail"], _ThumbnailDelegate(table))
+        vertical = table.verticalHeader()
+        vertical.setVisible(False)
+        vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        vertical.setDefaultSectionSize(ROW_HEIGHT)
+        header = table.horizontalHeader()
+        header.setSectionsMovable(True)
+        header.setHighlightSections(False)
+        header.setStretchLastSection(True)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        for n, column in enumerate(COLUMNS):
+            header.resizeSection(n, column.width)
+        header.setSectionResizeMode(COLUMN_INDEX["thumbnail"], QHeaderView.ResizeMode.Fixed)
+        table.setColumnHidden(COLUMN_INDEX["provider"], True)
+        table.selectionModel().selectionChanged.connect(lambda *_: self._emit_selection())
+        table.selectionModel().currentChanged.connect(lambda *_: self._emit_selection())
+        return table
+
+    def _make_actions(self) -> None:
+        def action(text: str, slot, shortcut=None, tip: str = "") -> QAction:
+            act = QAction(text, self)
+            act.triggered.connect(slot)
+            if shortcut is not None:
+                act.setShortcut(shortcut)
+                act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+                self.table.addAction(act)
+            act.setStatusTip(tip)
+            return act
+
+        self.action_open = action("Open", self._open_files, QKeySequence(Qt.Key.Key_Return), "Open with the default app")
+        self.action_show_in_folder = action("Show in Folder", self._show_in_folder, tip="Open the folder that holds it")
+        self.action_copy_paths = action("Copy Path", self._copy_paths, QKeySequence.StandardKey.Copy, "Copy the full path")
+        self.action_check_again = action("Check Again", self._check_again, tip="Check with the provider again, even if known")
+        self.action_export_selection = action("Export Selection…", self._export_selection, tip="Export the selected rows")
+        find = QAction("Search", self)
+        find.setShortcut(QKeySequence.StandardKey.Find)
+        find.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        find.triggered.connect(self.focus_search)
+        self.addAction(find)
+
+    def context_menu(self) -> QMenu:
+        """The table's context menu for the current selection."""
+        count = len(self.table.selectionModel().selectedRows())
+        plural = count > 1
+        self.action_copy_paths.setText("Copy Paths" if plural else "Copy Path")
+        self.action_check_again.setText(f"Check {count:,} Again" if plural else "Check Again")
+        self.action_export_selection.setText(f"Export {count:,} Rows…" if plural else "Export Selection…")
+        for act in (self.action_open, self.action_show_in_folder, self.action_copy_paths,
+                    self.action_check_again, self.action_export_selection):  # fmt: skip
+            act.setEnabled(count > 0)
+        menu = QMenu(self)
+        menu.addAction(self.action_open)
+        menu.addAction(self.action_show_in_folder)
+        menu.addAction(self.action_copy_paths)
+        menu.addSeparator()
+        menu.addAction(self.action_check_again)
+        menu.addAction(self.action_export_selection)
+        return menu
+
+    # --- slots ----------------------------------------------------------------------------
+
+    @Slot(QPoint)
+    def _show_context_menu(self, position: QPoint) -> None:
+        index = self.table.indexAt(position)
+        if index.isValid() and not self.table.selectionModel().isRowSelected(index.row(), QModelIndex()):
+            self.table.selectRow(index.row())
+        menu = self.context_menu()
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        menu.popup(self.table.viewport().mapToGlobal(position))
+
+    def _apply_filter(self) -> None:
+        row_filter = self.current_filter()
+        if row_filter == self.model.row_filter():
+            return
+        current = self.model.row_at(self.table.currentIndex()) if self.table.currentIndex().isValid() else None
+        self.model.set_filter(row_filter)
+        self.table.scrollToTop()
+        if current is not None:
+            self.model.row_at(0)  # the first page, where find_loaded looks
+            self._restore_selection([], current)
+        self._update_empty_state()
+        self._emit_selection()
+
+    def _show_all(self) -> None:
+        self.filter_bar.blockSignals(True)
+        self.filter_bar.set_quick("all")
+        self.filter_bar.search.clear()
+        self.filter_bar.set_provider_id(None)
+        self.filter_bar.flush()
+        self.filter_bar.blockSignals(False)
+        self._apply_filter()
+
+    def _emit_selection(self) -> None:
+        selection = self.table.selectionModel()
+        current = self.table.currentIndex()
+        row = None
+        if current.isValid() and selection.isRowSelected(current.row(), QModelIndex()):
+            row = self.model.row_at(current)
+        elif selection.hasSelection():
+            rows = selection.selectedRows()
+            row = self.model.row_at(rows[0]) if rows else None
+        if row != self._last_emitted:
+            self._last_emitted = row
+            self.selection_changed.emit(row)
+
+    def _open_files(self) -> None:
+        for row in self.selected_rows()[:MAX_OPEN]:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(row["path"]))
+
+    def _show_in_folder(self) -> None:
+        folders: dict[str, str] = {}
+        for row in self.selected_rows():
+            folders.setdefault(row["folder"] or os.path.dirname(row["path"]), row["path"])
+        for folder, path in list(folders.items())[:MAX_OPEN]:
+            reveal_in_folder(folder, path)
+
+    def _copy_paths(self) -> None:
+        paths = [row["path"] for row in self.selected_rows()]
+        if paths:
+            QGuiApplication.clipboard().setText("\n".join(paths))
+
+    def _check_again(self) -> None:
+        paths = list(dict.fromkeys(row["path"] for row in self.selected_rows()))
+        if paths:
+            self.check_again_requested.emit(paths)
+
+    def _export_selection(self) -> None:
+        rows = self.selected_rows()
+        if rows:
+            self.export_requested.emit(rows)
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _open_store(self) -> None:
+        path = self._database
+        if path is None or not path.is_file():
+            return
+        try:
+            self._store = Store.open_readonly(path)
+        except StoreError:
+            # An older schema needs upgrading once, which a read-only store cannot do.
+            try:
+                Store(path).close()
+                self._store = Store.open_readonly(path)
+            except StoreError as exc:
+                self._problem = str(exc)
+                self.error.emit(self._problem)
+
+    def _close_store(self) -> None:
+        if self._store is not None:
+            self.model.set_store(None)
+            self._store.close()
+            self._store = None
+
+    def _update_providers(self) -> None:
+        providers: list[tuple[str, str]] = []
+        if self._store is not None:
+            try:
+                # Store has no query for this: a one-line read of the results table.
+                ids = [row["provider"] for row in self._store.db.query("SELECT DISTINCT provider FROM results ORDER BY provider")]
+            except sqlite3.Error as exc:
+                log.warning("Listing providers failed: %s", exc)
+                ids = []
+            known = self._context.registry.providers
+            providers = [(pid, known[pid].label if pid in known else pid) for pid in ids]
+        self.filter_bar.set_providers(providers)
+        self.table.setColumnHidden(COLUMN_INDEX["provider"], len(providers) <= 1)
+
+    def _update_empty_state(self) -> None:
+        count = self.model.rowCount()
+        self.filter_bar.export.setEnabled(count > 0)
+        # Nothing to select: the detail pane would only repeat that.
+        self.detail.setVisible(count > 0)
+        if count:
+            self.filter_bar.count.setText(f"{count:,} result{'s' if count != 1 else ''}")
+            self._left.setCurrentWidget(self.table)
+            return
+        self.filter_bar.count.setText("")
+        if self._problem:
+            self.empty.set_message(("The results cannot be shown.", self._problem), offer_show_all=False)
+        elif self.current_filter() != RowFilter() and self.model.count_all():
+            self.empty.set_message(EMPTY_FILTER, offer_show_all=True)
+        else:
+            self.empty.set_message(EMPTY_DATABASE, offer_show_all=False)
+        self._left.setCurrentWidget(self.empty)
+
+    def _restore_selection(self, selected: list[tuple[int, tuple]], current: Mapping[str, Any] | None) -> None:
+        """Select again the rows with these keys if they moved; rows that did not move stay selected."""
+        selection = self.table.selectionModel()
+        moved = False
+        targets: list[int] = []
+        for old_row, key in selected:
+            now = self.model.row_at(old_row)
+            if now is not None and is_row(key, now):
+                targets.append(old_row)
+                continue
+            moved = True
+            found = self.model.find_loaded(key)
+            if found is not None:
+                targets.append(found)
+        if moved:
+            chosen = QItemSelection()
+            last = self.model.columnCount() - 1
+            for row in targets:
+                chosen.select(self.model.index(row, 0), self.model.index(row, last))
+            selection.select(chosen, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        if current is not None:
+            index = self.table.currentIndex()
+            now = self.model.row_at(index) if index.isValid() else None
+            if now is None or not is_row(row_key(current), now):
+                found = self.model.find_loaded(row_key(current))
+                if found is not None:
+                    flags = QItemSelectionModel.SelectionFlag.NoUpdate
+                    if not selected:
+                        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+                    selection.setCurrentIndex(self.model.index(found, COLUMN_INDEX["file"]), flags)
+
+
+def reveal_in_folder(folder: str, path: str) -> None:
+    """Show ``path`` in the system's file manager: selected where the platform allows it
+    (Finder, Explorer), else its folder opened."""
+    if sys.platform == "darwin" and QProcess.startDetached("open", ["-R", path]):
+        return
+    if sys.platform == "win32" and QProcess.startDetached("explorer", ["/select,", os.path.normpath(path)]):
+        return
+    QDesktopServices.openUrl(QUrl.fromLocalFile(folder))

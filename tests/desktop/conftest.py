@@ -1,0 +1,119 @@
+"""Fixtures for the desktop tests: Qt offscreen, a private app home, an in-memory keyring,
+throwaway window settings, a copy of the sample photos, and a leak check after each window."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports Qt
+
+import shutil  # noqa: E402
+import threading  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+from keyring.backend import KeyringBackend  # noqa: E402
+from keyring.errors import PasswordDeleteError  # noqa: E402
+from PySide6.QtCore import QSettings, QThread, QThreadPool, QTimer  # noqa: E402
+
+from core.context import AppContext  # noqa: E402
+from core.logs import Redactor  # noqa: E402
+from core.paths import HOME_ENV, AppPaths  # noqa: E402
+from core.secrets import KeyStore  # noqa: E402
+
+#: How long a test waits for a run, a count or a thread at most (never asserted on).
+WAIT_MS = 60_000
+
+
+class MemoryKeyring(KeyringBackend):
+    """A keychain in a dict. ``viable = False``: keyring's own discovery never picks it."""
+
+    priority = 1
+    viable = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.passwords: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service, username):
+        return self.passwords.get((service, username))
+
+    def set_password(self, service, username, password):
+        self.passwords[(service, username)] = password
+
+    def delete_password(self, service, username):
+        if self.passwords.pop((service, username), None) is None:
+            raise PasswordDeleteError("no such password")
+
+
+@pytest.fixture
+def keyring_backend() -> MemoryKeyring:
+    return MemoryKeyring()
+
+
+def make_context(home: Path, backend: KeyringBackend) -> AppContext:
+    """An app context on ``home`` whose keys live in ``backend`` and whose environment is empty."""
+    environ = {HOME_ENV: str(home)}
+    redactor = Redactor()
+    return AppContext(
+        AppPaths(home), environ=environ, redactor=redactor,
+        keystore=KeyStore(backend=backend, environ=environ, redactor=redactor),
+    )
+
+
+@pytest.fixture
+def app_context(app_home, keyring_backend) -> AppContext:
+    return make_context(app_home, keyring_backend)
+
+
+@pytest.fixture
+def window_settings(tmp_path) -> QSettings:
+    """Window state in a file of this test's own, never the user's settings."""
+    return QSettings(str(tmp_path / "window.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def photos(tmp_path, samples) -> Path:
+    """A copy of the sample photos (16 image files, 5 of them invalid, 5 with a face)."""
+    target = tmp_path / "photos"
+    shutil.copytree(samples, target)
+    return target
+
+
+def _live_threads() -> set[threading.Thread]:
+    # Qt's own threads show up as dummy entries once they run Python code and never leave
+    # the list; they are checked through Qt instead. The fakes' threads belong to their fixtures.
+    return {
+        t for t in threading.enumerate()
+        if t.is_alive() and not isinstance(t, threading._DummyThread) and not t.name.startswith("fake-")
+    }
+
+
+def _describe(obj) -> str:
+    """``QTimer < ResultsPanel < QSplitter < ...``: where a leaked object hangs."""
+    chain = []
+    while obj is not None:
+        chain.append(obj.objectName() or type(obj).__name__)
+        obj = obj.parent()
+    return " < ".join(chain)
+
+
+@pytest.fixture
+def no_leaks(qtbot) -> Iterator[list]:
+    """Check, after the test, that no thread it started is still alive and no timer of the
+    widgets it registered (append them to the yielded list) still runs."""
+    baseline = _live_threads()
+    widgets: list = []
+    yield widgets
+    for widget in widgets:
+        if widget.isVisible():
+            widget.close()
+            qtbot.waitUntil(lambda w=widget: not w.isVisible(), timeout=WAIT_MS)
+    assert QThreadPool.globalInstance().waitForDone(WAIT_MS)
+    qtbot.waitUntil(lambda: not (_live_threads() - baseline), timeout=WAIT_MS)
+    for widget in widgets:
+        running = [t.objectName() or repr(t) for t in widget.findChildren(QThread) if t.isRunning()]
+        assert running == [], f"threads still running: {running}"
+        active = [_describe(t) for t in widget.findChildren(QTimer) if t.isActive()]
+        assert active == [], f"timers still running: {active}"

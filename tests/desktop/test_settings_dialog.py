@@ -1,0 +1,121 @@
+"""Settings: keys through the keychain, values checked by core's rules, a free connection test."""
+
+from __future__ import annotations
+
+import pytest
+from keyring.backends import null
+from PySide6.QtWidgets import QLabel
+
+from core.secrets import SERVICE
+from desktop.settings_dialog import SettingsDialog
+from tests.fakes.fixtures import fake_cometapi  # noqa: F401
+
+from .conftest import WAIT_MS, make_context
+
+
+@pytest.fixture
+def open_dialog(qtbot, no_leaks):
+    def make(context, provider_id="cometapi") -> SettingsDialog:
+        dialog = SettingsDialog(context, provider_id=provider_id)
+        qtbot.addWidget(dialog)
+        dialog.show()
+        no_leaks.append(dialog)
+        return dialog
+
+    return make
+
+
+def _shown_text(dialog) -> str:
+    return "\n".join(label.text() for label in dialog.findChildren(QLabel) if label.isVisible())
+
+
+def test_key_and_settings_round_trip(qtbot, app_context, keyring_backend, open_dialog):
+    dialog = open_dialog(app_context)
+    page = dialog.pages["cometapi"]
+    assert dialog.tabs.currentIndex() == list(dialog.pages).index("cometapi")
+    page.key_edit.setText("sk-test-0123456789")
+    page.fields["base_url"].setText("https://comet.example.test/")
+    page.fields["concurrency"].setValue(7)
+    dialog.general.deep_check.setChecked(False)
+
+    assert dialog.save()
+    assert keyring_backend.passwords == {(SERVICE, "cometapi"): "sk-test-0123456789"}
+    saved = app_context.settings
+    assert saved.providers["cometapi"]["base_url"] == "https://comet.example.test"  # as core normalises it
+    assert saved.providers["cometapi"]["concurrency"] == 7
+    assert "useapi" not in saved.providers  # nothing changed there: nothing written
+    assert saved.deep_check is False
+    assert "sk-test" not in app_context.paths.settings.read_text()
+
+    # A fresh start reads it all back; the key itself is never shown again.
+    again = open_dialog(make_context(app_context.paths.home, keyring_backend))
+    page = again.pages["cometapi"]
+    assert page.fields["base_url"].text() == "https://comet.example.test"
+    assert page.fields["concurrency"].value() == 7
+    assert page.key_edit.text() == ""
+    assert "A key is stored in the" in page.key_status.text()
+    assert page.remove_key_button.isVisibleTo(again)
+    assert "sk-test" not in _shown_text(again)
+    assert again.general.deep_check.isChecked() is False
+
+    page.remove_key()
+    assert keyring_backend.passwords == {}
+    assert "No key yet" in page.key_status.text()
+
+
+def test_an_invalid_value_is_explained_under_its_field_and_nothing_is_saved(app_context, keyring_backend, open_dialog):
+    dialog = open_dialog(app_context)
+    page = dialog.pages["cometapi"]
+    page.key_edit.setText("sk-test-0123456789")
+    page.fields["base_url"].setText("http://api.cometapi.com")
+
+    assert dialog.save() is False
+    assert dialog.isVisible()
+    message = page.errors["base_url"].text()
+    assert page.errors["base_url"].isVisible()
+    assert "plain http" in message and "Traceback" not in message
+    assert keyring_backend.passwords == {}
+    assert not app_context.paths.settings.exists()
+
+
+def test_without_a_secure_store_the_dialog_says_so_and_names_the_variable(app_home, open_dialog):
+    context = make_context(app_home, null.Keyring())
+    dialog = open_dialog(context)
+    page = dialog.pages["cometapi"]
+    assert page.no_store_warning is not None and page.no_store_warning.isVisibleTo(dialog)
+    assert "KLING_PREFLIGHT_COMETAPI_KEY" in page.no_store_warning.text()
+    assert "no secure place" in page.no_store_warning.text()
+    assert not page.key_edit.isEnabled()
+    assert dialog.save()  # the other settings still save
+
+
+def test_test_connection_reports_a_good_key(qtbot, app_context, open_dialog, fake_cometapi):
+    dialog = open_dialog(app_context)
+    page = dialog.pages["cometapi"]
+    page.fields["base_url"].setText(fake_cometapi.base_url)
+    page.key_edit.setText(fake_cometapi.key)
+    page.test_button.click()
+    qtbot.waitUntil(lambda: page.test_button.isEnabled(), timeout=WAIT_MS)
+    assert page.test_result.text().startswith("✓ Works: ")
+    assert fake_cometapi.base_url in page.test_result.text()
+    assert app_context.keystore.get("cometapi", "KLING_PREFLIGHT_COMETAPI_KEY").source == "none"  # tested, not stored
+
+
+def test_test_connection_reports_a_bad_key_in_words(qtbot, app_context, open_dialog, fake_cometapi):
+    dialog = open_dialog(app_context)
+    page = dialog.pages["cometapi"]
+    page.fields["base_url"].setText(fake_cometapi.base_url)
+    page.key_edit.setText("sk-wrong-key-000000")
+    page.test_button.click()
+    qtbot.waitUntil(lambda: page.test_button.isEnabled(), timeout=WAIT_MS)
+    text = page.test_result.text()
+    assert text.startswith("✗ ")
+    assert "sk-wrong-key-000000" not in text and "Traceback" not in text
+
+
+def test_test_connection_needs_a_key_first(app_context, open_dialog, fake_cometapi):
+    dialog = open_dialog(app_context)
+    page = dialog.pages["cometapi"]
+    page.test_button.click()
+    assert "no key to test" in page.test_result.text()
+    assert fake_cometapi.requests == []
