@@ -407,7 +407,7 @@ class MainWindow(QMainWindow):
         self.results.refresh()
         self.queue.rescan()
         log.info("Run finished: %s", summary)
-        self.statusBar().showMessage(summary_text(summary).replace("\n", " "), 10_000)
+        self.statusBar().showMessage(" ".join(line.rstrip(".") + "." for line in summary_text(summary).splitlines()), 10_000)
         if self._skipped and not summary.halted:
             first = self._skipped[0]
             more = f" and {len(self._skipped) - 1:,} more (see the log)" if len(self._skipped) > 1 else ""
