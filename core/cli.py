@@ -103,7 +103,7 @@ def scan(app: AppContext, paths, provider_id, db, export_path, concurrency, forc
     if export_path is not None and export_path.suffix.lower() not in (".csv", ".json"):
         raise UserError("--export needs a file name ending in .csv or .json.")
     provider_id = provider_id or app.default_provider_id()
-    provider = app.create_provider(provider_id, dict(parse_setting_assignment(o) for o in overrides))
+    provider = app.create_provider(provider_id, _overrides(app, provider_id, overrides))
     availability = provider.availability()
     if not availability.ready and not dry_run:
         raise UserError(f"{provider.label} cannot run: {availability.reason}.")
@@ -129,6 +129,26 @@ def scan(app: AppContext, paths, provider_id, db, export_path, concurrency, forc
         click.echo(f"Wrote {written} rows to {export_path}")
     if not summary.complete and not summary.dry_run:
         sys.exit(EXIT_INCOMPLETE)
+
+
+def _assignment(text: str) -> tuple[str, str]:
+    try:
+        return parse_setting_assignment(text)
+    except ValueError as exc:  # its message is a sentence
+        raise UserError(str(exc)) from None
+
+
+def _overrides(app: AppContext, provider_id: str, assignments) -> dict[str, str]:
+    """``--set NAME=VALUE`` pairs, refusing names the provider does not have (a typo must
+    not silently fall back to the default, e.g. the real service's base URL)."""
+    known = {spec.name for spec in app.registry.get(provider_id).settings_spec}
+    out = {}
+    for assignment in assignments:
+        name, value = _assignment(assignment)
+        if name not in known:
+            raise UserError(f"{provider_id} has no setting {name!r}. Settings: {', '.join(sorted(known)) or 'none'}.")
+        out[name] = value
+    return out
 
 
 def _confirm_paid_plan(plan: Plan) -> bool:
@@ -303,7 +323,10 @@ def keys_set(app: AppContext, provider_id: str) -> None:
             f"Set {cls.key_env} in your environment instead."
         )
     key = getpass.getpass(f"{cls.label} key (input hidden): ") if sys.stdin.isatty() else sys.stdin.readline()
-    app.keystore.set(provider_id, key, env_var=cls.key_env)
+    try:
+        app.keystore.set(provider_id, key, env_var=cls.key_env)
+    except ValueError as exc:  # an empty key: the message is a sentence
+        raise UserError(str(exc)) from None
     click.echo(f"Stored the {provider_id} key in {app.keystore.backend_description()}.")
 
 
@@ -370,12 +393,8 @@ def settings_set(app: AppContext, provider_id: str, assignments) -> None:
     from .settings import resolve_provider_settings
 
     cls = app.registry.get(provider_id)
-    known = {spec.name for spec in cls.settings_spec}
     new = app.settings
-    for assignment in assignments:
-        name, value = parse_setting_assignment(assignment)
-        if name not in known:
-            raise UserError(f"{provider_id} has no setting {name!r}. Settings: {', '.join(sorted(known)) or 'none'}.")
+    for name, value in _overrides(app, provider_id, assignments).items():
         new = new.with_provider_value(provider_id, name, value)
     resolve_provider_settings(new, cls)  # validate before saving
     app.save_settings(new)

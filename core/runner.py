@@ -28,6 +28,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from .errors import (
     Cancelled,
     ImageRejected,
+    NotProcessed,
     OutcomeUnknown,
     ProtocolError,
     ProviderError,
@@ -131,6 +132,7 @@ class BatchRunner:
         self._running = threading.Event()  # cleared while paused
         self._running.set()
         self._halted = threading.Event()
+        self._answered = threading.Event()  # the provider has answered about an image
         self._halt_message: str | None = None
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._gate_lock = threading.Lock()
@@ -310,7 +312,6 @@ class BatchRunner:
         started = time.monotonic()
         last_flush = started
         was_paused = False
-        answered = False  # has the provider answered about any image yet?
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"check-{provider.id}")
         state = "finished"
 
@@ -339,13 +340,13 @@ class BatchRunner:
             last_flush = time.monotonic()
 
         def collect(done: Iterable[Future]) -> None:
-            nonlocal answered
             for fut in done:
                 running.discard(fut)
                 result: _WorkerResult = fut.result()
                 if result.outcome is not None:
                     buffered.append(result.outcome)
-                    answered = answered or result.outcome.status in (Status.CHECKED, Status.REJECTED)
+                    if result.outcome.status in (Status.CHECKED, Status.REJECTED):
+                        self._answered.set()
 
         try:
             while (pending or running) and not self._cancel.is_set():
@@ -355,7 +356,7 @@ class BatchRunner:
                 if not self.paused and not self._halted.is_set():
                     # Slow start: one call alone until the provider has answered once, so a
                     # bad key or a wrong URL costs one call, not one per worker.
-                    limit = self.concurrency if answered else 1
+                    limit = self.concurrency if self._answered.is_set() else 1
                     while pending and len(running) < limit:
                         running.add(pool.submit(self._check_one, pending.popleft(), ctx))
                 if not running:
@@ -450,6 +451,12 @@ class BatchRunner:
             except ProviderError as exc:
                 call_seconds += time.monotonic() - t0
                 wait_s = None if isinstance(exc, ProtocolError) else self.policy.next_wait(exc, attempts, unknown_retries, self._rng)
+                if wait_s is None and isinstance(exc, NotProcessed) and not self._answered.is_set():
+                    # Never reached the service at all (refused, unknown host, gateway down):
+                    # that is about the provider, not this image, so stop instead of failing
+                    # every image the same way; the images stay pending for the next run.
+                    self._halt(f"{exc.message} Gave up after {attempts} attempts: check the network and the base URL.")
+                    return _WorkerResult(None)
                 if wait_s is None or self._cancel.is_set():
                     return _WorkerResult(
                         outcome(Status.FAILED, result=_error_result(exc), error_code=exc.code, error=_final_error(exc, attempts),

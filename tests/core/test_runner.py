@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core.errors import ImageRejected, OutcomeUnknown, ProtocolError, ProviderStopped, RateLimited
+from core.errors import ImageRejected, NotProcessed, OutcomeUnknown, ProtocolError, ProviderStopped, RateLimited
 from core.events import Finished, ImageFinished, Paused, Plan, ProviderHalted, Waiting
 from core.models import CheckResult, Status
 from core.providers import Provider, ProviderConfig
@@ -306,3 +306,25 @@ def test_a_file_changed_after_the_scan_is_not_sent(tmp_path):
             break
     summary = summary_of(list(events))
     assert sum(provider.calls.values()) == 0 and summary.failed == 1
+
+
+def test_a_service_that_cannot_be_reached_stops_the_provider(tmp_path):
+    """Connection refused from the start is about the provider, not the images: one image's
+    free retries, then a halt, and nothing recorded as failed."""
+    make_photos(tmp_path / "p", names=[f"{i}.jpg" for i in range(5)])
+    refused = [NotProcessed("Could not connect to the service.")] * 10
+    provider = ScriptedProvider({f"{i}.jpg": list(refused) for i in range(5)})
+    events = run(tmp_path / "r.db", provider, [tmp_path / "p"], concurrency=3, retry=RetryPolicy(max_attempts=3, base_delay=0.001, cap=0.01))
+    assert sum(provider.calls.values()) == 3  # one image, three attempts
+    summary = summary_of(events)
+    assert summary.halted.startswith("Could not connect to the service.") and summary.not_attempted == 5
+    assert set(statuses(tmp_path / "r.db").values()) == {"pending"}
+
+
+def test_once_the_service_has_answered_an_unreachable_moment_fails_only_that_image(tmp_path):
+    make_photos(tmp_path / "p", names=["a.jpg", "b.jpg", "c.jpg"])
+    provider = ScriptedProvider({"b.jpg": [NotProcessed("Could not connect to the service.")] * 3})
+    summary = summary_of(run(tmp_path / "r.db", provider, [tmp_path / "p"], concurrency=1,
+                             retry=RetryPolicy(max_attempts=3, base_delay=0.001, cap=0.01)))
+    assert (summary.checked, summary.failed, summary.halted) == (2, 1, None)
+    assert statuses(tmp_path / "r.db")["b.jpg"] == "failed"
