@@ -14,10 +14,10 @@ import ipaddress
 import json
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Mapping
+from typing import Any, BinaryIO, ClassVar, Mapping
 from urllib.parse import urlsplit
 
 import requests
@@ -144,6 +144,17 @@ def scrub(text: str, secret: str | None = None) -> str:
     return text.replace(secret, "[redacted]") if secret else text
 
 
+def _scrub_values(value: Any, secret: str | None) -> Any:
+    """Scrub every string in parsed JSON, keys of objects included."""
+    if isinstance(value, str):
+        return scrub(value, secret)
+    if isinstance(value, dict):
+        return {_scrub_values(k, secret): _scrub_values(v, secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub_values(v, secret) for v in value]
+    return value
+
+
 def clip(text: str, limit: int = RAW_LIMIT) -> str:
     """Shorten text to ``limit`` characters, marking the cut."""
     return text if len(text) <= limit else text[:limit] + " [...]"
@@ -226,14 +237,18 @@ class Reply:
     status: int
     headers: Mapping[str, str]  # names in lower case
     text: str
+    #: The key, to scrub once more after parsing: a server may echo it JSON-escaped
+    #: ("\u0073k-..."), which the scrub of the raw text cannot see.
+    secret: str | None = field(default=None, repr=False, compare=False)
 
     def json_object(self) -> dict[str, Any] | None:
-        """The body as a JSON object, or None when it is anything else (HTML, text, a list)."""
+        """The body as a JSON object, or None when it is anything else (HTML, text, a list,
+        JSON nested too deeply to parse)."""
         try:
             value = json.loads(self.text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
-        return value if isinstance(value, dict) else None
+        return _scrub_values(value, self.secret) if isinstance(value, dict) else None
 
     @property
     def raw(self) -> str:
@@ -307,7 +322,7 @@ class HttpClient:
         *,
         cancel: threading.Event | None = None,
         json_body: Any = None,
-        data: bytes | None = None,
+        data: bytes | BinaryIO | None = None,
         content_type: str | None = None,
         params: Mapping[str, str] | None = None,
     ) -> Reply:
@@ -317,7 +332,8 @@ class HttpClient:
 
         :param path: appended to the base URL, e.g. ``"/kling/v1/videos/image-recognize"``.
         :param cancel: when set before sending or while the answer arrives, give up.
-        :param json_body: sent as JSON; or ``data`` with ``content_type`` for raw bytes.
+        :param json_body: sent as JSON; or ``data`` with ``content_type``: bytes, or a
+            readable object with ``len()`` (sent as it is read, with a Content-Length).
         :param params: query parameters.
         :returns: the answer, any status.
         :raises core.errors.Cancelled: ``cancel`` was set.
@@ -347,7 +363,7 @@ class HttpClient:
             # Not chained: a requests exception holds the request, Authorization included.
             raise self.transport_error(exc) from None
         text = self.scrub(body.decode("utf-8", errors="replace").lstrip("\ufeff"))
-        return Reply(url=url, status=status, headers=reply_headers, text=text)
+        return Reply(url=url, status=status, headers=reply_headers, text=text, secret=self._key)
 
     def _read_capped(self, response: requests.Response, cancel: threading.Event | None) -> bytes:
         declared = response.headers.get("Content-Length", "")

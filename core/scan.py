@@ -96,6 +96,22 @@ def _reason(error: OSError) -> str:
     return (error.strerror or str(error)).lower()
 
 
+UNSTORABLE_NAME = "its name is not valid UTF-8 (an old archive?): rename it to check it"
+
+
+def _storable(name: str) -> bool:
+    """Whether a name can be written to the results database and the exports.
+
+    A name whose bytes are not UTF-8 reaches Python with surrogate escapes, which neither
+    SQLite nor a CSV file can hold.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class _Walk:
     """The state of one :func:`iter_files` call: what has been yielded and walked."""
 
@@ -113,6 +129,9 @@ class _Walk:
                 self.on_skip(path, "dangling symlink")
             else:
                 self.on_skip(path, _reason(error))
+            return
+        if not _storable(path):
+            self.on_skip(path, UNSTORABLE_NAME)
             return
         if stat.S_ISDIR(st.st_mode):
             yield from self.folder(path, st)
@@ -142,6 +161,9 @@ class _Walk:
                 stack.pop()
                 continue
             if is_junk(entry.name):
+                continue
+            if not _storable(entry.name):
+                self.on_skip(entry.path, UNSTORABLE_NAME)
                 continue
             try:
                 is_dir = entry.is_dir()

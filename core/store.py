@@ -73,6 +73,7 @@ Tables
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -308,6 +309,28 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A write transaction that takes the write lock first (``BEGIN IMMEDIATE``).
+
+        sqlite-utils' ``atomic()`` begins a deferred transaction; when it reads before it
+        writes, SQLite cannot wait for a lock another program holds for a moment and fails
+        at once with "database is locked". Taking the lock up front makes busy_timeout apply.
+        """
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
     def __enter__(self) -> "Store":
         return self
 
@@ -393,7 +416,7 @@ class Store:
                     "problems": _problems_json(content),
                     "valid": int(not any(p.blocking for p in content)),
                 }
-        with self.db.atomic():
+        with self._writing():
             if file_rows:
                 self.db["files"].upsert_all(file_rows, pk="path")
             for row in image_rows.values():
@@ -421,7 +444,7 @@ class Store:
         where, params = _under_clause("path", root)
         stored = [row["path"] for row in self.db.query(f"SELECT path FROM files WHERE {where}", params)]
         gone = [path for path in stored if path not in seen]
-        with self.db.atomic():
+        with self._writing():
             for start in range(0, len(gone), LOOKUP_CHUNK):
                 chunk = gone[start : start + LOOKUP_CHUNK]
                 self.db.execute("DELETE FROM files WHERE path IN (SELECT value FROM json_each(?))", [json.dumps(chunk)])
@@ -442,7 +465,7 @@ class Store:
         now = _now()
         rows = [_result_row(outcome, now) for outcome in outcomes]
         if rows:
-            with self.db.atomic():
+            with self._writing():
                 self.db["results"].upsert_all(rows, pk=("sha256", "provider"))
 
     def memo_items(self, provider: str) -> dict[tuple[str, str], str]:
@@ -461,7 +484,7 @@ class Store:
             for sha, kind, value in items
         ]
         if rows:
-            with self.db.atomic():
+            with self._writing():
                 self.db["memo"].upsert_all(rows, pk=("provider", "sha256", "kind"))
 
     def start_run(self, provider: str, options: Mapping[str, Any]) -> int:
@@ -596,11 +619,17 @@ class Store:
 # --- opening ---------------------------------------------------------------------------------
 
 
-def _open(path: Path, *, readonly: bool) -> Database:
-    """Connect, check the file is ours, set it up and bring the schema up to date."""
+def _open(path: Path, *, readonly: bool, immutable: bool = False) -> Database:
+    """Connect, check the file is ours, set it up and bring the schema up to date.
+
+    A read-only open of a WAL database on read-only storage (a DVD, a read-only mount) fails
+    when its ``-shm`` file is missing and cannot be created; such a file cannot change under
+    us, so it is then opened as immutable.
+    """
     try:
         if readonly:
-            conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+            flags = "?immutable=1" if immutable else "?mode=ro"
+            conn = sqlite3.connect(path.resolve().as_uri() + flags, uri=True)
         else:
             conn = sqlite3.connect(str(path))
     except sqlite3.Error as e:
@@ -625,6 +654,8 @@ def _open(path: Path, *, readonly: bool) -> Database:
             _migrate(db)
     except sqlite3.DatabaseError as e:
         db.close()
+        if readonly and not immutable and "unable to open database file" in str(e):
+            return _open(path, readonly=True, immutable=True)
         if "not a database" in str(e) or "malformed" in str(e):
             raise StoreError(f"{path} is not a SQLite database, so it cannot hold results.") from e
         raise StoreError(f"Cannot open the results database {path}: {e}.") from e

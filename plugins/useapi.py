@@ -13,7 +13,7 @@ from typing import Any
 
 from core.errors import ImageRejected, ProtocolError, ProviderError, ProviderStopped
 from core.hookspecs import hookimpl
-from core.http import HttpProvider, Reply, connection_settings, say
+from core.http import HttpProvider, Reply, clip, connection_settings, say
 from core.models import CheckResult, Face, ProbedImage
 from core.providers import CheckContext, SettingSpec
 
@@ -78,7 +78,7 @@ class UseAPIProvider(HttpProvider):
         status = faces_body.get("status")
         if status not in (None, 0):
             raise client.error(
-                ProtocolError, say(f"useapi answered status {status}", _text_of(faces_body.get("message"))), reply
+                ProtocolError, say(f"useapi answered status {clip(' '.join(str(status).split()), 40)}", _text_of(faces_body.get("message"))), reply
             )
         faces = _faces(faces_body.get("faceItems"))
         if faces is None:
