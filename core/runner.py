@@ -75,9 +75,11 @@ class RunOptions:
     concurrency: int | None = None
     scan_threads: int = max(2, os.cpu_count() or 2)
     retry: RetryPolicy = RetryPolicy()
-    #: Outcomes are written in batches: at most this many, or this often.
+    #: Outcomes are written in batches: at most this many, or this often. None: at once
+    #: for a remote provider (a paid answer lost to a kill would be paid for again), every
+    #: 0.2 s for a local one (thousands a second, nothing to pay).
     flush_size: int = 100
-    flush_interval: float = 0.2
+    flush_interval: float | None = None
     #: After a cancel, how long to wait for calls already in flight to come back.
     cancel_grace: float = 3.0
     #: Seed for the retry jitter (tests make it reproducible).
@@ -140,6 +142,9 @@ class BatchRunner:
         self._rng = random.Random(options.seed)
         concurrency = options.concurrency or provider.config.get("concurrency") or provider.default_concurrency
         self.concurrency = max(1, int(concurrency))
+        self.flush_interval = (
+            options.flush_interval if options.flush_interval is not None else (0.0 if provider.remote else 0.2)
+        )
         unknown_retries = provider.max_outcome_unknown_retries
         if options.retry_ambiguous:
             unknown_retries = max(unknown_retries, 2)
@@ -369,7 +374,7 @@ class BatchRunner:
                 yield from _drain_queue(self._events)
                 # An upload's URL is written at once: a kill must not make us upload it again.
                 if memo.has_pending() or len(buffered) >= self.options.flush_size or (
-                    buffered and time.monotonic() - last_flush >= self.options.flush_interval
+                    buffered and time.monotonic() - last_flush >= self.flush_interval
                 ):
                     yield from flush()
             if self._cancel.is_set():
