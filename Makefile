@@ -12,7 +12,7 @@ SOURCES  := $(shell find core plugins desktop resources -type f -not -name '*.py
 VERSION   = $(shell $(BIN)/python -c "from importlib.metadata import version; print(version('kling-preflight'))")
 PLATFORM := $(shell uname -s | tr A-Z a-z)-$(shell uname -m)
 
-.PHONY: setup run app test dist clean bench
+.PHONY: setup run app test test-tools dist clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,15 @@ app: $(STAMP)
 	$(BIN)/kling-preflight-gui
 
 ## Run every test (Qt offscreen), including the smoke test of the frozen app; non-zero exit on any failure
-test: $(STAMP) $(FROZEN)
+test: $(STAMP) $(FROZEN) test-tools
 	QT_QPA_PLATFORM=offscreen KLING_PREFLIGHT_FROZEN_DIR=$(DIST_DIR) $(BIN)/python -m pytest
+
+# LibreOffice lets the reliability tests open an exported CSV as a spreadsheet would. Installed
+# where we may (root with apt-get); elsewhere that one test says it was skipped and why.
+test-tools:
+	@command -v soffice >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    libreoffice-calc-nogui >/dev/null; } ; } || echo "LibreOffice not installed: the spreadsheet check will be skipped."
 
 ## Benchmarks: print tables of figures (about 6 min); `make bench QUICK=1` is a 1-minute smoke run
 bench: $(STAMP)
