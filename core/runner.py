@@ -49,7 +49,7 @@ from .events import (
 )
 from .models import CheckResult, Outcome, ProbedImage, Problem, ScannedFile, Status
 from .probe import probe_file
-from .providers import CheckContext, Provider
+from .providers import CheckContext, DictMemo, Provider
 from .retry import RetryPolicy
 from .scan import iter_files
 from .store import Store
@@ -97,18 +97,13 @@ class _WorkerResult:
     outcome: Outcome | None  # None: not attempted (cancelled or provider halted)
 
 
-class _MemoBridge:
-    """The provider's memo, backed by the store: reads from a preloaded dict, writes are
+class _MemoBridge(DictMemo):
+    """The provider's memo, backed by the store: preloaded from it, and every ``put`` also
     queued for the writer thread (workers never touch the database)."""
 
     def __init__(self, initial: dict[tuple[str, str], str]) -> None:
-        self._values = dict(initial)
+        super().__init__(initial)
         self._pending: list[tuple[str, str, str]] = []
-        self._lock = threading.Lock()
-
-    def get(self, sha256: str, kind: str) -> str | None:
-        with self._lock:
-            return self._values.get((sha256, kind))
 
     def put(self, sha256: str, kind: str, value: str) -> None:
         with self._lock:
