@@ -8,8 +8,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import secrets
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
@@ -114,9 +114,11 @@ def export_rows(rows: Iterable[dict[str, Any]], path: Path | None, *, fmt: str |
             out.reconfigure(encoding="utf-8", newline="")  # csv writes its own \r\n
         return write(out)
     path = Path(path)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    # Not tempfile.mkstemp: its files are private (0600), and os.replace would keep that;
+    # an export should get the permissions any new file of the user's gets.
+    temp_name = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
     try:
-        with open(handle, "w", encoding="utf-8", newline="") as out:
+        with open(temp_name, "x", encoding="utf-8", newline="") as out:
             count = write(out)
             out.flush()
             os.fsync(out.fileno())

@@ -224,3 +224,19 @@ def test_export_format_comes_from_the_suffix_unless_given(tricky, tmp_path):
     assert isinstance(json.loads((tmp_path / "OUT.JSON").read_text(encoding="utf-8")), list)
     export_file(tricky, tmp_path / "data.txt", fmt="json")
     assert isinstance(json.loads((tmp_path / "data.txt").read_text(encoding="utf-8")), list)
+
+
+def test_an_export_gets_ordinary_file_permissions(tmp_path):
+    """A temp-file-then-rename export must not leave the file private to its writer."""
+    import os
+
+    from core.export import export_rows
+
+    umask = os.umask(0o022)
+    try:
+        out = tmp_path / "out.csv"
+        export_rows(iter([]), out)
+    finally:
+        os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]  # no temp file left behind
