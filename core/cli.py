@@ -22,12 +22,13 @@ import click
 from . import __version__
 from .console import ProgressDisplay, RowTally, describe_plan, progress_line, scan_line, summary_table
 from .context import AppContext
+from .errors import ProviderError
 from .events import FileSkipped, Finished, ImageFinished, Plan, ProviderHalted, ScanProgress, Waiting
 from .export import export_rows
 from .logs import setup_logging
 from .runner import BatchRunner, RunOptions
 from .secrets import NoSecureStoreError
-from .settings import SettingsError, parse_setting_assignment
+from .settings import SettingsError, parse_setting_assignment, resolve_provider_settings
 from .store import RowFilter, Store, StoreError
 
 log = logging.getLogger("kling_preflight")
@@ -284,8 +285,6 @@ def providers(app: AppContext, check: bool) -> None:
 
 
 def _verify(app: AppContext, provider_id: str) -> tuple[bool, str]:
-    from .errors import ProviderError
-
     provider = app.create_provider(provider_id)
     try:
         return True, provider.verify()
@@ -368,8 +367,6 @@ def settings() -> None:
 @friendly_errors
 def settings_show(app: AppContext) -> None:
     """Show every provider's settings and where the settings file is."""
-    from .settings import resolve_provider_settings
-
     click.echo(f"Settings file: {app.paths.settings}")
     click.echo(f"Default provider: {app.default_provider_id()}")
     for provider_id, cls in sorted(app.registry.providers.items()):
@@ -390,8 +387,6 @@ def settings_show(app: AppContext) -> None:
 @friendly_errors
 def settings_set(app: AppContext, provider_id: str, assignments) -> None:
     """Change settings of PROVIDER, e.g. `settings set useapi email=me@example.com`."""
-    from .settings import resolve_provider_settings
-
     cls = app.registry.get(provider_id)
     new = app.settings
     for name, value in _overrides(app, provider_id, assignments).items():
