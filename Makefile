@@ -42,12 +42,13 @@ test-tools:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    libreoffice-calc-nogui >/dev/null; } ; } || echo "LibreOffice not installed: the spreadsheet check will be skipped."
 
-## Benchmarks: print tables of figures (about 6 min); `make bench QUICK=1` is a 1-minute smoke run
+## Benchmarks: print tables of figures (about 9 min); `make bench QUICK=1` is a 1-minute smoke run
 bench: $(STAMP)
 	$(BIN)/python -m bench.scan $(if $(QUICK),--quick)
 	$(BIN)/python -m bench.remote $(if $(QUICK),--quick)
 	$(BIN)/python -m bench.memory $(if $(QUICK),--quick)
 	$(BIN)/python -m bench.local $(if $(QUICK),--quick)
+	$(BIN)/python -m bench.gui $(if $(QUICK),--quick)
 
 ## Build the double-click app into dist/ (PyInstaller, from build.spec) and pack a tarball
 dist: $(FROZEN)

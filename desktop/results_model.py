@@ -9,6 +9,10 @@ page deep into a sorted 100,000 rows takes a few hundred milliseconds) and its r
 when it arrives. After a refresh the rows already in memory stay on screen until their fresh
 copies arrive, so a table that refreshes during a run does not flicker. Explicit lookups
 (:meth:`ResultsModel.row_at`, for the selection and the context menu) read synchronously.
+
+During a run the table refreshes a few times a second: :meth:`ResultsModel.refresh_in_background`
+counts the rows and reads the pages on screen on the background thread too (counting 100,000
+rows takes some 70 ms, too long a pause for the UI thread), then applies them at once.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -49,10 +54,23 @@ PAGE_SIZE = 500
 #: Pages kept in memory.
 CACHED_PAGES = 12
 #: Page reads waiting for the background thread beyond this are forgotten, oldest first:
-#: while the scroll bar is dragged, only where it stops matters.
+#: while the scroll bar is dragged, only where it stops matters. The pages either side of
+#: one being painted are read ahead, after every page needed now.
 MAX_PENDING_PAGES = 3
 
 AnyIndex = QModelIndex | QPersistentModelIndex
+
+#: The roles :meth:`ResultsModel.data` answers. Painting asks for seven roles of every cell;
+#: the others (font, background, check state) are turned away before any lookup.
+_ANSWERED_ROLES = frozenset(
+    {
+        Qt.ItemDataRole.DisplayRole,
+        Qt.ItemDataRole.ToolTipRole,
+        Qt.ItemDataRole.DecorationRole,
+        Qt.ItemDataRole.ForegroundRole,
+        Qt.ItemDataRole.TextAlignmentRole,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -228,6 +246,38 @@ class PageAnswer:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class RefreshQuery:
+    """A refresh to read in the background: the row count and some pages, from one snapshot."""
+
+    database: Path
+    row_filter: RowFilter
+    order_by: str
+    descending: bool
+    page_numbers: tuple[int, ...]
+    generation: int
+    version: int
+
+
+@dataclass(frozen=True)
+class RefreshAnswer:
+    query: RefreshQuery
+    count: int
+    pages: dict[int, list[dict[str, Any]]]
+    providers: list[str]  # ids of the providers with results
+    seconds: float  # how long the reading took
+    error: str = ""
+
+
+def provider_ids(store: Store) -> list[str]:
+    """:returns: the ids of the providers with results in ``store``, sorted.
+
+    :raises sqlite3.Error: the database cannot be read.
+    """
+    # Store has no query for this: a one-line read of the results table.
+    return [row["provider"] for row in store.db.query("SELECT DISTINCT provider FROM results ORDER BY provider")]
+
+
 def read_page(query: PageQuery) -> list[dict[str, Any]]:
     """Read one page with a read-only store of its own (a store belongs to one thread).
 
@@ -245,6 +295,32 @@ def read_page(query: PageQuery) -> list[dict[str, Any]]:
         )
 
 
+def read_refresh(query: RefreshQuery) -> tuple[int, dict[int, list[dict[str, Any]]], list[str]]:
+    """Count the rows and read the pages of ``query``, and list the providers with results,
+    all in one read transaction, with a read-only store of its own.
+
+    :returns: the row count, page number -> rows, and the providers' ids.
+    :raises StoreError, sqlite3.Error: the database cannot be read.
+    """
+    with Store.open_readonly(query.database) as store, store.db.atomic():
+        count = store.count_rows(query.row_filter)
+        pages = {
+            page_no: list(
+                store.query_rows(
+                    query.row_filter,
+                    order_by=query.order_by,
+                    descending=query.descending,
+                    limit=PAGE_SIZE,
+                    offset=page_no * PAGE_SIZE,
+                )
+            )
+            for page_no in query.page_numbers
+            if page_no * PAGE_SIZE < count
+        }
+        providers = provider_ids(store)
+    return count, pages, providers
+
+
 class _PageRequests:
     """Pages asked for and not yet started, newest first. Thread-safe."""
 
@@ -252,11 +328,17 @@ class _PageRequests:
         self._lock = threading.Lock()
         self._waiting: OrderedDict[int, PageQuery] = OrderedDict()
 
-    def push(self, query: PageQuery) -> list[int]:
-        """Queue ``query``; :returns: page numbers dropped to make room."""
+    def push(self, query: PageQuery, *, ahead: bool = False) -> list[int]:
+        """Queue ``query``; :returns: page numbers dropped to make room.
+
+        :param ahead: a page read ahead of need: it goes last (and is dropped first), and a
+            page already waiting keeps its place.
+        """
         with self._lock:
+            if ahead and query.page_no in self._waiting:
+                return []
             self._waiting[query.page_no] = query
-            self._waiting.move_to_end(query.page_no)
+            self._waiting.move_to_end(query.page_no, last=not ahead)
             dropped = []
             while len(self._waiting) > MAX_PENDING_PAGES:
                 page_no, _ = self._waiting.popitem(last=False)
@@ -273,9 +355,10 @@ class _PageRequests:
 
 
 class _PageRelay(QObject):
-    """Carries a page from the pool thread to the UI thread (a queued signal)."""
+    """Carries pages from the pool thread to the UI thread (queued signals)."""
 
     answered = Signal(object)  # PageAnswer
+    refreshed = Signal(object)  # RefreshAnswer
 
 
 class _PageJob(QRunnable):
@@ -300,6 +383,27 @@ class _PageJob(QRunnable):
         self._relay.answered.emit(answer)
 
 
+class _RefreshJob(QRunnable):
+    """Reads a refresh (the count, some pages, the providers) and hands it to the UI thread."""
+
+    def __init__(self, query: RefreshQuery, relay: _PageRelay) -> None:
+        super().__init__()
+        self._query = query
+        self._relay = relay
+
+    def run(self) -> None:
+        started = time.perf_counter()
+        try:
+            count, pages, providers = read_refresh(self._query)
+            answer = RefreshAnswer(self._query, count, pages, providers, time.perf_counter() - started)
+        except (sqlite3.Error, StoreError) as exc:
+            answer = RefreshAnswer(self._query, 0, {}, [], time.perf_counter() - started, str(exc))
+        except Exception as exc:  # a bug costs this refresh, never the pool thread
+            log.exception("Refreshing the results failed")
+            answer = RefreshAnswer(self._query, 0, {}, [], time.perf_counter() - started, str(exc))
+        self._relay.refreshed.emit(answer)
+
+
 @dataclass
 class _Page:
     rows: list[dict[str, Any]]
@@ -315,6 +419,9 @@ class ResultsModel(QAbstractTableModel):
 
     #: A page could not be read; the argument is a sentence for the user.
     read_failed = Signal(str)
+    #: A :meth:`refresh_in_background` was applied: the seconds its reading took, and the ids
+    #: of the providers with results (read with the rows, for the filter bar).
+    refreshed = Signal(float, list)
 
     def __init__(self, thumbnails: ThumbnailCache | None = None, parent=None) -> None:
         super().__init__(parent)
@@ -336,6 +443,8 @@ class ResultsModel(QAbstractTableModel):
         self._pool.setMaxThreadCount(1)
         self._relay = _PageRelay(self)
         self._relay.answered.connect(self._on_page, Qt.ConnectionType.QueuedConnection)
+        self._relay.refreshed.connect(self._on_refreshed, Qt.ConnectionType.QueuedConnection)
+        self._refreshing: RefreshQuery | None = None  # the background refresh under way
         self._thumbnails = thumbnails
         self._status_icons: dict[tuple[str, bool], QIcon] = {}
         if thumbnails is not None:
@@ -404,16 +513,33 @@ class ResultsModel(QAbstractTableModel):
             return
         count = self._counted()
         self._version += 1
-        if count > self._count:
-            self.beginInsertRows(QModelIndex(), self._count, count - 1)
-            self._count = count
-            self.endInsertRows()
-        elif count < self._count:
-            self.beginRemoveRows(QModelIndex(), count, self._count - 1)
-            self._count = count
-            self.endRemoveRows()
-        if self._count:
-            self.dataChanged.emit(self.index(0, 0), self.index(self._count - 1, len(COLUMNS) - 1))
+        self._renew(count)
+
+    def refresh_in_background(self, rows: Iterable[int] = ()) -> bool:
+        """:meth:`refresh` without reading on this thread: the row count and the pages that
+        hold ``rows`` are read on the background thread from one snapshot and applied together
+        when they arrive; then :attr:`refreshed` is emitted. Meanwhile everything stays as it was.
+
+        An answer that arrives after a reset or a :meth:`refresh` is dropped (theirs is newer).
+
+        :param rows: row numbers wanted fresh at once (those on screen, the selection).
+        :returns: False when nothing was started: no store, or a refresh is still under way.
+        """
+        if self._store is None or self._refreshing is not None:
+            return False
+        pages = tuple(sorted({row // PAGE_SIZE for row in rows if 0 <= row < self._count}))
+        query = RefreshQuery(
+            self._store.path, self._filter, self._order_by, self._descending, pages, self._generation, self._version
+        )
+        self._refreshing = query
+        self._pool.start(_RefreshJob(query, self._relay))
+        return True
+
+    def loaded_row(self, row: int) -> dict[str, Any] | None:
+        """:returns: row number ``row`` if it is in memory, perhaps stale (no query), or None."""
+        page = self._pages.get(row // PAGE_SIZE) if 0 <= row < self._count else None
+        offset = row % PAGE_SIZE
+        return page.rows[offset] if page is not None and offset < len(page.rows) else None
 
     def row_at(self, index: AnyIndex | int) -> dict[str, Any] | None:
         """:returns: the row (keys of :data:`core.store.ROW_COLUMNS`) at ``index`` (a model
@@ -475,7 +601,7 @@ class ResultsModel(QAbstractTableModel):
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or index.column() >= len(COLUMNS):
+        if role not in _ANSWERED_ROLES or not index.isValid() or index.column() >= len(COLUMNS):
             return None
         row = self._row_for_painting(index.row())
         if row is None:
@@ -511,6 +637,20 @@ class ResultsModel(QAbstractTableModel):
             self._report(exc)
             return 0
 
+    def _renew(self, count: int) -> None:
+        """Take ``count`` as the row count (rows come and go at the end; rows keep their
+        numbers) and announce every row as changed."""
+        if count > self._count:
+            self.beginInsertRows(QModelIndex(), self._count, count - 1)
+            self._count = count
+            self.endInsertRows()
+        elif count < self._count:
+            self.beginRemoveRows(QModelIndex(), count, self._count - 1)
+            self._count = count
+            self.endRemoveRows()
+        if self._count:
+            self.dataChanged.emit(self.index(0, 0), self.index(self._count - 1, len(COLUMNS) - 1))
+
     def _row_for_painting(self, row: int) -> dict[str, Any] | None:
         """The row if it is in memory (perhaps stale); a missing or stale page is asked for
         in the background. Never reads the database."""
@@ -522,6 +662,11 @@ class ResultsModel(QAbstractTableModel):
             self._request(page_no)
         if page is None:
             return None
+        # Read the pages either side before the view gets there: one of them is where a
+        # scroll goes next (the one it came from is usually still in memory).
+        for ahead in (page_no + 1, page_no - 1):
+            if ahead not in self._pages and ahead not in self._requested and 0 <= ahead * PAGE_SIZE < self._count:
+                self._request(ahead, ahead=True)
         return page.rows[offset] if offset < len(page.rows) else None
 
     def _query(self, page_no: int) -> PageQuery | None:
@@ -531,12 +676,12 @@ class ResultsModel(QAbstractTableModel):
             self._store.path, self._filter, self._order_by, self._descending, page_no, self._generation, self._version
         )
 
-    def _request(self, page_no: int) -> None:
+    def _request(self, page_no: int, *, ahead: bool = False) -> None:
         query = self._query(page_no)
         if query is None:
             return
         self._requested[page_no] = self._version
-        for dropped in self._requests.push(query):
+        for dropped in self._requests.push(query, ahead=ahead):
             self._requested.pop(dropped, None)
         self._pool.start(_PageJob(self._requests, self._relay))
 
@@ -578,8 +723,7 @@ class ResultsModel(QAbstractTableModel):
         if self._requested.get(query.page_no) == query.version:
             del self._requested[query.page_no]
         if answer.error:
-            log.warning("Reading results failed: %s", answer.error)
-            self.read_failed.emit(f"The results could not be read: {answer.error}")
+            self._report_text(answer.error)
         current = self._pages.get(query.page_no)
         if current is not None and current.version >= query.version:
             return  # a synchronous read got there first
@@ -589,9 +733,27 @@ class ResultsModel(QAbstractTableModel):
         if last >= first:
             self.dataChanged.emit(self.index(first, 0), self.index(last, len(COLUMNS) - 1))
 
+    @Slot(object)
+    def _on_refreshed(self, answer: RefreshAnswer) -> None:
+        query = answer.query
+        if query is not self._refreshing:
+            return  # asked for before a reset
+        self._refreshing = None
+        if query.generation != self._generation or query.version != self._version:
+            return  # a reset or a synchronous refresh read newer rows meanwhile
+        if answer.error:
+            self._report_text(answer.error)
+            return
+        self._version += 1
+        for page_no, rows in answer.pages.items():
+            self._keep(page_no, rows, self._version)
+        self._renew(answer.count)
+        self.refreshed.emit(answer.seconds, answer.providers)
+
     def _drop_pages(self) -> None:
         """Forget every row: what follows is another filter, sort or database."""
         self._generation += 1
+        self._refreshing = None
         self._pages.clear()
         self._requested.clear()
         self._requests.clear()
@@ -599,8 +761,11 @@ class ResultsModel(QAbstractTableModel):
             self._thumbnails.clear_requests()
 
     def _report(self, exc: Exception) -> None:
-        log.warning("Reading results failed: %s", exc)
-        self.read_failed.emit(f"The results could not be read: {exc}")
+        self._report_text(str(exc))
+
+    def _report_text(self, error: str) -> None:
+        log.warning("Reading results failed: %s", error)
+        self.read_failed.emit(f"The results could not be read: {error}")
 
     def _on_thumbnail_ready(self, sha256: str) -> None:
         column = COLUMN_INDEX["thumbnail"]

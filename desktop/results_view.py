@@ -3,7 +3,9 @@
 The table reads the store a page at a time (:class:`ResultsModel`). During a run the main
 window reports finished images with :meth:`ResultsPanel.note_outcomes`; the panel refreshes
 at most a few times a second, and less often when a refresh is slow (a big database), so the
-window stays responsive however fast results arrive.
+window stays responsive however fast results arrive. Those refreshes read in the background
+(the selection is put back once the fresh rows are in), so the UI thread never waits for
+SQLite while results stream in.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from PySide6.QtWidgets import (
 from core.store import RowFilter, Store, StoreError
 
 from .detail_pane import DetailPane
-from .results_model import COLUMN_INDEX, COLUMNS, ResultsModel, is_row, row_key
+from .results_model import COLUMN_INDEX, COLUMNS, ResultsModel, is_row, provider_ids, row_key
 from .thumbnails import ThumbnailCache
 
 log = logging.getLogger(__name__)
@@ -89,7 +91,8 @@ EMPTY_FILTER = ("No photos match this filter.", "Change the search or the quick 
 SEARCH_DEBOUNCE_MS = 250
 #: Shortest time between two refreshes during a run; longer when refreshes are slow.
 REFRESH_INTERVAL_MS = 300
-#: At most this share of the UI thread's time goes to refreshing during a run.
+#: At most this share of the time goes to refreshing during a run (of the UI thread's and of
+#: the thread that reads pages).
 REFRESH_SHARE = 0.2
 #: Opening more files than this at once is surely a slip of the mouse.
 MAX_OPEN = 10
@@ -310,10 +313,13 @@ class ResultsPanel(QWidget):
         self._problem = ""
         self._last_emitted: dict[str, Any] | None = None
         self._refresh_cost = 0.0
+        # A refresh under way in the background: the selection (row, key) and current row to put back.
+        self._live: tuple[list[tuple[int, tuple]], dict[str, Any] | None] | None = None
 
         self.thumbnails = ThumbnailCache(app_context.paths.thumbnails, parent=self)
         self.model = ResultsModel(self.thumbnails, self)
         self.model.read_failed.connect(self.error)
+        self.model.refreshed.connect(self._on_refreshed)
 
         self.filter_bar = FilterBar(self)
         self.filter_bar.changed.connect(self._apply_filter)
@@ -343,7 +349,7 @@ class ResultsPanel(QWidget):
 
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
-        self._refresh_timer.timeout.connect(self.refresh)
+        self._refresh_timer.timeout.connect(self._refresh_in_background)
 
         self._make_actions()
         self.selection_changed.connect(self.detail.show_row)
@@ -388,6 +394,42 @@ class ResultsPanel(QWidget):
         self._update_empty_state()
         self._emit_selection()
         self._refresh_cost = time.perf_counter() - started
+
+    def _refresh_in_background(self) -> None:
+        """:meth:`refresh` for a run's results: the rows on screen and the selected ones are
+        read in the background, and the selection is put back when they arrive."""
+        if self._store is None:
+            self.refresh()  # the database the run is making: open it
+            return
+        started = time.perf_counter()
+        selected = [index.row() for index in self.table.selectionModel().selectedRows()]
+        restore = len(selected) <= MAX_RESTORED
+        # Rows as they are in memory now: reading them here is what this refresh avoids.
+        before = [(n, self.model.loaded_row(n)) for n in selected] if restore else []
+        current = self.table.currentIndex()
+        current_row = self.model.loaded_row(current.row()) if current.isValid() and restore else None
+        first = max(self.table.rowAt(0), 0)
+        last = self.table.rowAt(self.table.viewport().height() - 1)
+        last = self.model.rowCount() - 1 if last < 0 else last
+        wanted = [*range(first, last + 1), *(selected if restore else ()), *([current.row()] if current.isValid() else [])]
+        if not self.model.refresh_in_background(wanted):
+            self._refresh_timer.start(REFRESH_INTERVAL_MS)  # one is still under way: try again
+            return
+        self._live = ([(n, row_key(row)) for n, row in before if row is not None], current_row)
+        self._refresh_cost = time.perf_counter() - started
+
+    @Slot(float, list)
+    def _on_refreshed(self, read_seconds: float, providers: list[str]) -> None:
+        if self._live is None:
+            return
+        before, current_row = self._live
+        self._live = None
+        started = time.perf_counter()
+        self._update_providers(providers)
+        self._restore_selection(before, current_row)
+        self._update_empty_state()
+        self._emit_selection()
+        self._refresh_cost += read_seconds + time.perf_counter() - started
 
     def note_outcomes(self, shas: list[str]) -> None:
         """Images finished during a run: refresh soon, batching with whatever follows.
@@ -628,15 +670,16 @@ class ResultsPanel(QWidget):
             self._store.close()
             self._store = None
 
-    def _update_providers(self) -> None:
+    def _update_providers(self, ids: list[str] | None = None) -> None:
+        """Offer the providers with results: ``ids``, or those in the database when None."""
         providers: list[tuple[str, str]] = []
         if self._store is not None:
-            try:
-                # Store has no query for this: a one-line read of the results table.
-                ids = [row["provider"] for row in self._store.db.query("SELECT DISTINCT provider FROM results ORDER BY provider")]
-            except sqlite3.Error as exc:
-                log.warning("Listing providers failed: %s", exc)
-                ids = []
+            if ids is None:
+                try:
+                    ids = provider_ids(self._store)
+                except sqlite3.Error as exc:
+                    log.warning("Listing providers failed: %s", exc)
+                    ids = []
             known = self._context.registry.providers
             providers = [(pid, known[pid].label if pid in known else pid) for pid in ids]
         self.filter_bar.set_providers(providers)

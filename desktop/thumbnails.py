@@ -4,6 +4,10 @@ A thumbnail is named by the image's SHA-256, so it survives restarts, renames an
 The UI thread only ever looks in memory: everything else (reading a cached thumbnail,
 decoding a photo, writing the cache) happens on the cache's own thread pool, and
 :attr:`ThumbnailCache.ready` says when one has arrived.
+
+That work waits until the table has stopped asking for new thumbnails for a moment: while
+it scrolls, the rows flying past are not worth decoding, and decoding them would take the
+cores the scrolling itself needs.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 
 from PIL import Image, ImageOps
-from PySide6.QtCore import QObject, QPointF, QRectF, QRunnable, QSize, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QPointF, QRectF, QRunnable, QSize, Qt, QThreadPool, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QImage, QPainter, QPainterPath, QPalette, QPen, QPixmap
 
 log = logging.getLogger(__name__)
@@ -28,6 +33,8 @@ MEMORY_ITEMS = 600
 #: Requests waiting for a thread beyond this are forgotten, oldest first: when the user
 #: scrolls fast, rows long gone from the screen are not worth decoding.
 MAX_PENDING = 256
+#: Thumbnails are made once no new one has been asked for this long (the view is still).
+SETTLE_MS = 80
 
 # What decoding a file can raise; DecompressionBombError is not an OSError.
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
@@ -106,10 +113,12 @@ class _Requests:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiting: OrderedDict[str, str] = OrderedDict()
+        self._last_push = 0.0  # time.monotonic() of the newest request
 
     def push(self, sha256: str, path: str) -> str | None:
         """Queue one; :returns: the sha256 of a request dropped to make room, if any."""
         with self._lock:
+            self._last_push = time.monotonic()
             self._waiting[sha256] = path
             self._waiting.move_to_end(sha256)
             if len(self._waiting) > MAX_PENDING:
@@ -118,8 +127,24 @@ class _Requests:
         return None
 
     def pop_newest(self) -> tuple[str, str] | None:
+        """:returns: the newest request, or None when there is none or one was made less
+        than :data:`SETTLE_MS` ago (the view is moving; the cache's timer starts again)."""
         with self._lock:
-            return self._waiting.popitem(last=True) if self._waiting else None
+            if not self._waiting or not self._settled():
+                return None
+            return self._waiting.popitem(last=True)
+
+    def settled(self) -> bool:
+        """:returns: True when no request came in the last :data:`SETTLE_MS`."""
+        with self._lock:
+            return self._settled()
+
+    def _settled(self) -> bool:
+        return time.monotonic() - self._last_push >= SETTLE_MS / 1000
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._waiting)
 
     def clear(self) -> list[str]:
         with self._lock:
@@ -135,7 +160,8 @@ class _Relay(QObject):
 
 
 class _ThumbnailJob(QRunnable):
-    """Makes the newest requested thumbnail (not necessarily the one that started it)."""
+    """Makes the newest requested thumbnails, one after the other, until none is left or
+    the view moves again."""
 
     def __init__(self, requests: _Requests, relay: _Relay, folder: Path, side: int) -> None:
         super().__init__()
@@ -145,16 +171,14 @@ class _ThumbnailJob(QRunnable):
         self._side = side
 
     def run(self) -> None:
-        item = self._requests.pop_newest()
-        if item is None:  # dropped or taken by another job
-            return
-        sha256, path = item
-        try:
-            image = load_thumbnail(self._folder, sha256, path, self._side)
-        except Exception:  # a bug here must cost one thumbnail, not the pool thread
-            log.exception("Making the thumbnail of %s failed", path)
-            image = None
-        self._relay.made.emit(sha256, image if image is not None else QImage(), image is not None)
+        while (item := self._requests.pop_newest()) is not None:
+            sha256, path = item
+            try:
+                image = load_thumbnail(self._folder, sha256, path, self._side)
+            except Exception:  # a bug here must cost one thumbnail, not the pool thread
+                log.exception("Making the thumbnail of %s failed", path)
+                image = None
+            self._relay.made.emit(sha256, image if image is not None else QImage(), image is not None)
 
 
 class ThumbnailCache(QObject):
@@ -193,6 +217,13 @@ class ThumbnailCache(QObject):
         self._pool.setMaxThreadCount(threads)
         self._relay = _Relay(self)
         self._relay.made.connect(self._on_made, Qt.ConnectionType.QueuedConnection)
+        self._threads = threads
+        # Restarted by every new request: fires once the view has been still for SETTLE_MS.
+        self._settled = QTimer(self)
+        self._settled.setSingleShot(True)
+        self._settled.setTimerType(Qt.TimerType.PreciseTimer)  # a coarse one may fire early
+        self._settled.setInterval(SETTLE_MS)
+        self._settled.timeout.connect(self._start_jobs)
         self._placeholder: QIcon | None = None
         self._broken_icon: QIcon | None = None
 
@@ -215,7 +246,7 @@ class ThumbnailCache(QObject):
             dropped = self._requests.push(sha256, path)
             if dropped is not None:
                 self._in_flight.discard(dropped)
-            self._pool.start(_ThumbnailJob(self._requests, self._relay, self.folder, self.side))
+            self._settled.start()
         return None
 
     def placeholder(self) -> QIcon:
@@ -239,6 +270,7 @@ class ThumbnailCache(QObject):
 
     def clear_requests(self) -> None:
         """Forget what was asked for and not started (the table's rows changed)."""
+        self._settled.stop()
         for sha256 in self._requests.clear():
             self._in_flight.discard(sha256)
 
@@ -253,6 +285,15 @@ class ThumbnailCache(QObject):
         """Drop what is waiting and wait for the jobs already running."""
         self.clear_requests()
         self._pool.waitForDone()
+
+    @Slot()
+    def _start_jobs(self) -> None:
+        if not self._requests.settled():
+            self._settled.start()  # not still for long enough yet
+            return
+        # Jobs already running keep going; new ones take what is left.
+        for _ in range(min(len(self._requests), self._threads - self._pool.activeThreadCount())):
+            self._pool.start(_ThumbnailJob(self._requests, self._relay, self.folder, self.side))
 
     @Slot(str, QImage, bool)
     def _on_made(self, sha256: str, image: QImage, decoded: bool) -> None:
