@@ -18,7 +18,7 @@ FLAG_TYPES: tuple[str, ...] = ("head_seg", "face_seg", "cloth_seg", "object_seg"
 TEN_MB = 10 * 1024 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong with a file, as a stable code and a sentence a user understands.
 
@@ -31,7 +31,7 @@ class Problem:
     blocking: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ScannedFile:
     """A regular file found under one of the roots, before anything has read it."""
 
@@ -40,7 +40,7 @@ class ScannedFile:
     mtime_ns: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProbedImage:
     """A file after it has been read once: its content hash and what its header says.
 
@@ -63,7 +63,7 @@ class ProbedImage:
         return self.path.replace("\\", "/").rsplit("/", 1)[-1]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Constraints:
     """A provider's input rules. The defaults are Kling's."""
 
@@ -74,7 +74,7 @@ class Constraints:
     max_ratio: Fraction = Fraction(5, 2)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Face:
     """One face: its box in pixels of the original file, and where its crops are."""
 
@@ -87,7 +87,7 @@ class Face:
     crops: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CheckResult:
     """What a provider said about one image.
 
@@ -155,7 +155,7 @@ class Status(str, Enum):
     FAILED = "failed"  # no answer could be had; --retry-failed takes these
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Availability:
     """Whether a provider can run now, and if not, why, in one sentence."""
 
@@ -167,7 +167,7 @@ class Availability:
         return self.state == "ready"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """The final word on one image with one provider, as the store records it."""
 
