@@ -67,7 +67,7 @@ def test_an_invalid_value_is_explained_under_its_field_and_nothing_is_saved(app_
     dialog = open_dialog(app_context)
     page = dialog.pages["cometapi"]
     page.key_edit.setText("sk-test-0123456789")
-    page.fields["base_url"].setText("http://api.cometapi.com")
+    page.fields["base_url"].setText("http://images.example.com")  # plain http to another host: refused
 
     assert dialog.save() is False
     assert dialog.isVisible()
