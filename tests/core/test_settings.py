@@ -22,7 +22,7 @@ class CometLike:
 
     id = "cometapi"
     settings_spec = (
-        SettingSpec("base_url", "Base URL", "https://api.cometapi.com"),
+        SettingSpec("base_url", "Base URL", "https://vendor.example.com"),
         SettingSpec("concurrency", "Parallel requests", 4, int),
         SettingSpec("read_timeout", "Read timeout (s)", 60.0, float),
         SettingSpec("connect_timeout", "Connect timeout (s)", 10.0, float),
@@ -162,7 +162,7 @@ def test_hand_edited_key_in_the_file_is_dropped_on_load(paths, caplog):
 
 def test_resolve_uses_spec_defaults_when_nothing_is_saved():
     assert resolve_provider_settings(AppSettings(), CometLike) == {
-        "base_url": "https://api.cometapi.com",
+        "base_url": "https://vendor.example.com",
         "concurrency": 4,
         "read_timeout": 60.0,
         "connect_timeout": 10.0,
@@ -206,7 +206,7 @@ def test_resolve_refuses_invalid_values_with_a_sentence_naming_provider_and_sett
     assert isinstance(caught.value, ValueError)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8123", "https://api.cometapi.com", "http://localhost:9000"])
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8123", "https://vendor.example.com", "http://localhost:9000"])
 def test_resolve_accepts_https_and_loopback_http_base_urls(url):
     settings = AppSettings().with_provider_value("cometapi", "base_url", url)
     assert resolve_provider_settings(settings, CometLike)["base_url"].rstrip("/") == url

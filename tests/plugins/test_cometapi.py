@@ -318,7 +318,7 @@ def test_no_key_needs_a_key_and_sends_nothing(fake_cometapi):
 
 
 def test_a_plain_http_base_url_elsewhere_makes_it_unavailable():
-    provider = CometAPIProvider(ProviderConfig(settings={"base_url": "http://api.cometapi.com"}, key="k-123456"))
+    provider = CometAPIProvider(ProviderConfig(settings={"base_url": "http://vendor.example.com"}, key="k-123456"))
     availability = provider.availability()
     assert availability.state == "unavailable" and "plain http" in availability.reason
     with pytest.raises(ProviderStopped):
@@ -338,5 +338,5 @@ def test_class_attributes_the_runner_and_lists_read():
     assert CometAPIProvider.max_outcome_unknown_retries == 0
     assert CometAPIProvider.rate_limit_base_wait == 1.0
     defaults = {spec.name: spec.default for spec in CometAPIProvider.settings_spec}
-    assert defaults == {"base_url": "https://api.cometapi.com", "concurrency": 4,
+    assert defaults == {"base_url": CometAPIProvider.default_base_url, "concurrency": 4,
                         "connect_timeout": 5.0, "read_timeout": 60.0}

@@ -105,8 +105,8 @@ def client_for(url: str, **kw) -> HttpClient:
 @pytest.mark.parametrize(
     "given, expected",
     [
-        ("https://api.cometapi.com", "https://api.cometapi.com"),
-        ("https://api.cometapi.com/", "https://api.cometapi.com"),
+        ("https://vendor.example.com", "https://vendor.example.com"),
+        ("https://vendor.example.com/", "https://vendor.example.com"),
         ("  HTTPS://API.Example.com/prefix/ ", "https://api.example.com/prefix"),
         ("https://example.com:8443/v1", "https://example.com:8443/v1"),
         ("http://localhost:8080", "http://localhost:8080"),
@@ -122,17 +122,17 @@ def test_validate_base_url_accepts_and_normalises(given, expected):
 @pytest.mark.parametrize(
     "given, words",
     [
-        ("http://api.cometapi.com", "plain http"),
+        ("http://vendor.example.com", "plain http"),
         ("http://10.0.0.1", "plain http"),
         ("http://localhost.evil.com", "plain http"),
-        ("ftp://api.cometapi.com", "https://"),
-        ("api.cometapi.com", "https://"),
+        ("ftp://vendor.example.com", "https://"),
+        ("vendor.example.com", "https://"),
         ("", "https://"),
         ("https://", "no host"),
-        ("https://user:hunter2@api.cometapi.com", "user name or password"),
-        ("https://api.cometapi.com/?key=hunter2", "query"),
-        ("https://api.cometapi.com/#hunter2", "fragment"),
-        ("https://api.cometapi.com:99999", "port"),
+        ("https://user:hunter2@vendor.example.com", "user name or password"),
+        ("https://vendor.example.com/?key=hunter2", "query"),
+        ("https://vendor.example.com/#hunter2", "fragment"),
+        ("https://vendor.example.com:99999", "port"),
     ],
 )
 def test_validate_base_url_refuses_with_a_sentence(given, words):

@@ -271,5 +271,5 @@ def test_class_attributes_the_runner_and_lists_read():
     assert UseAPIProvider.max_outcome_unknown_retries == 1
     assert UseAPIProvider.rate_limit_base_wait == 10.0
     defaults = {spec.name: spec.default for spec in UseAPIProvider.settings_spec}
-    assert defaults == {"base_url": "https://api.useapi.net", "email": "", "concurrency": 2,
+    assert defaults == {"base_url": UseAPIProvider.default_base_url, "email": "", "concurrency": 2,
                         "connect_timeout": 5.0, "read_timeout": 60.0}

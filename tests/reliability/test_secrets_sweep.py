@@ -45,14 +45,14 @@ REFUSED = [
     f"https://user:{SECRET}@api.cometapi.com",
     f"https://{SECRET}@api.cometapi.com",
     f"http://user:{SECRET}@127.0.0.1:8080",
-    f"https://api.cometapi.com/?key={SECRET}",
-    "http://api.cometapi.com",
+    f"https://vendor.example.com/?key={SECRET}",
+    "http://vendor.example.com",
     "http://10.0.0.7:8080",
     "http://192.168.1.20",
     "http://localhost.example.com",
     "http://127.0.0.1.nip.io:8080",
 ]
-ACCEPTED = ["https://api.cometapi.com", "http://127.0.0.1:8080", "http://localhost:9", "http://[::1]:8080"]
+ACCEPTED = ["https://vendor.example.com", "http://127.0.0.1:8080", "http://localhost:9", "http://[::1]:8080"]
 
 
 @pytest.fixture
