@@ -64,3 +64,28 @@ class JsonFileKeyring(KeyringBackend):
             raise PasswordDeleteError(f"no password for {username} in {service}")
         del entries[service][username]
         self._save(entries)
+
+
+class MemoryKeyring(KeyringBackend):
+    """A keychain in a dict, for tests in this process (``KeyStore(backend=MemoryKeyring())``).
+
+    ``viable = False``: keyring registers every backend class process-wide, and its own
+    discovery must never pick this one for other tests.
+    """
+
+    priority = 1
+    viable = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.passwords: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service, username):
+        return self.passwords.get((service, username))
+
+    def set_password(self, service, username, password):
+        self.passwords[(service, username)] = password
+
+    def delete_password(self, service, username):
+        if self.passwords.pop((service, username), None) is None:
+            raise PasswordDeleteError("no such password")

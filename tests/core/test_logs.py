@@ -3,29 +3,14 @@ import sys
 import threading
 
 import pytest
-from keyring.backend import KeyringBackend
 
 from core.errors import ProviderStopped
 from core.logs import HANDLER_NAMES, LOG_FILE_NAME, RedactingFilter, Redactor, setup_logging
 from core.paths import app_paths
 from core.secrets import KeyStore
+from tests.keyring_backend import MemoryKeyring
 
 KEY = "sk-live-0123456789abcdef"
-
-
-class MemoryKeyring(KeyringBackend):
-    priority = 1
-    viable = False  # never picked by keyring's own discovery for other tests
-
-    def __init__(self):
-        super().__init__()
-        self.passwords = {}
-
-    def get_password(self, service, username):
-        return self.passwords.get((service, username))
-
-    def set_password(self, service, username, password):
-        self.passwords[(service, username)] = password
 
 
 @pytest.fixture

@@ -1,41 +1,18 @@
 import logging
 
 import pytest
-from keyring.backend import KeyringBackend
 from keyring.backends import chainer, fail, null
-from keyring.errors import KeyringLocked, NoKeyringError, PasswordDeleteError
+from keyring.errors import KeyringLocked, NoKeyringError
 
 from core.logs import Redactor
 from core.secrets import SERVICE, KeyLookup, KeyStore, KeyStoreError, NoSecureStoreError
+from tests import keyring_backend
 
 ENV = "KLING_PREFLIGHT_COMETAPI_KEY"
 
 
-class MemoryKeyring(KeyringBackend):
-    """A secure-looking keyring that keeps passwords in a dict.
-
-    ``viable = False`` keeps keyring's own backend discovery from ever picking it for the
-    rest of the test session (the metaclass registers every subclass process-wide).
-    """
-
-    priority = 1
-    viable = False
-
-    def __init__(self):
-        super().__init__()
-        self.passwords = {}
-
-    def get_password(self, service, username):
-        return self.passwords.get((service, username))
-
-    def set_password(self, service, username, password):
-        self.passwords[(service, username)] = password
-
-    def delete_password(self, service, username):
-        try:
-            del self.passwords[(service, username)]
-        except KeyError:
-            raise PasswordDeleteError("no such password") from None
+class MemoryKeyring(keyring_backend.MemoryKeyring):
+    """Defined here so the store describes it by this module's name ("test_secrets keyring")."""
 
 
 class BrokenKeyring(MemoryKeyring):

@@ -14,37 +14,16 @@ from typing import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
 from keyring.backend import KeyringBackend  # noqa: E402
-from keyring.errors import PasswordDeleteError  # noqa: E402
 from PySide6.QtCore import QSettings, QThread, QThreadPool, QTimer  # noqa: E402
 
 from core.context import AppContext  # noqa: E402
 from core.logs import Redactor  # noqa: E402
 from core.paths import HOME_ENV, AppPaths  # noqa: E402
 from core.secrets import KeyStore  # noqa: E402
+from tests.keyring_backend import MemoryKeyring  # noqa: E402
 
 #: How long a test waits for a run, a count or a thread at most (never asserted on).
 WAIT_MS = 60_000
-
-
-class MemoryKeyring(KeyringBackend):
-    """A keychain in a dict. ``viable = False``: keyring's own discovery never picks it."""
-
-    priority = 1
-    viable = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.passwords: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service, username):
-        return self.passwords.get((service, username))
-
-    def set_password(self, service, username, password):
-        self.passwords[(service, username)] = password
-
-    def delete_password(self, service, username):
-        if self.passwords.pop((service, username), None) is None:
-            raise PasswordDeleteError("no such password")
 
 
 @pytest.fixture

@@ -26,8 +26,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from keyring.backend import KeyringBackend  # noqa: E402
-from keyring.errors import PasswordDeleteError  # noqa: E402
 from PIL import Image, ImageEnhance  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
 from PySide6.QtGui import QColor, QPalette  # noqa: E402
@@ -39,28 +37,10 @@ from core.secrets import KeyStore  # noqa: E402
 from desktop.app import configure_application  # noqa: E402
 from desktop.main_window import MainWindow  # noqa: E402
 from tests.fakes.cometapi import FakeCometAPI  # noqa: E402
+from tests.keyring_backend import MemoryKeyring  # noqa: E402
 
 SAMPLES = ROOT / "resources" / "samples"
 FACE_PHOTOS = ("fr_obama.jpg", "fr_biden.jpg", "mpl_grace_hopper.jpg", "sk_astronaut.png", "sk_camera.png")
-
-
-class _MemoryKeyring(KeyringBackend):
-    priority = 1
-    viable = False  # never picked by keyring's own discovery
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.passwords: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service, username):
-        return self.passwords.get((service, username))
-
-    def set_password(self, service, username, password):
-        self.passwords[(service, username)] = password
-
-    def delete_password(self, service, username):
-        if self.passwords.pop((service, username), None) is None:
-            raise PasswordDeleteError("no such password")
 
 
 def wait_until(app: QApplication, condition, timeout: float = 30.0) -> None:
@@ -111,7 +91,7 @@ def main() -> int:
         photos = make_photos(temp)
         environ = {k: v for k, v in os.environ.items() if not k.startswith("KLING_PREFLIGHT_")}
         context = AppContext(AppPaths(temp / "home"), environ=environ,
-                             keystore=KeyStore(backend=_MemoryKeyring(), environ=environ))
+                             keystore=KeyStore(backend=MemoryKeyring(), environ=environ))
         window = MainWindow(context, QSettings(str(temp / "window.ini"), QSettings.Format.IniFormat))
         window.show()
         window.resize(1280, 800)
