@@ -121,12 +121,14 @@ def scan(app: AppContext, paths, provider_id, db, export_path, concurrency, forc
     runner = BatchRunner(db_path, provider, options)
     confirm = None if (yes or not sys.stdin.isatty()) else _confirm_paid_plan
     summary = _drive(runner, paths, confirm)
-    tally = RowTally.of(_rows_for(db_path, provider.id, paths))
+    # One pass over the rows feeds both the summary and the export.
+    tally = RowTally()
+    rows = tally.counting(_rows_for(db_path, provider.id, paths))
+    written = export_rows(rows, export_path) if export_path is not None else sum(1 for _ in rows)
     click.echo(f"{provider.label} ({provider.id}) on {', '.join(str(p) for p in paths)}")
     click.echo(summary_table(summary, tally))
     click.echo(f"Results database: {db_path}")
     if export_path is not None:
-        written = export_rows(_rows_for(db_path, provider.id, paths), export_path)
         click.echo(f"Wrote {written} rows to {export_path}")
     if not summary.complete and not summary.dry_run:
         sys.exit(EXIT_INCOMPLETE)

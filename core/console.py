@@ -10,7 +10,7 @@ import shutil
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, TextIO
+from typing import Iterable, Iterator, Mapping, TextIO
 
 from .events import Plan, Progress, ScanProgress, Summary, Waiting
 from .validate import PROBLEM_CODES
@@ -121,12 +121,11 @@ class RowTally:
         except ValueError:
             pass
 
-    @classmethod
-    def of(cls, rows: Iterable[Mapping]) -> "RowTally":
-        tally = cls()
+    def counting(self, rows: Iterable[Mapping]) -> Iterator[Mapping]:
+        """Pass ``rows`` through, counting each on the way (e.g. into an export)."""
         for row in rows:
-            tally.add(row)
-        return tally
+            self.add(row)
+            yield row
 
 
 def summary_table(summary: Summary, tally: RowTally) -> str:
