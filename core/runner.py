@@ -19,9 +19,9 @@ import queue
 import random
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -54,8 +54,14 @@ from .retry import RetryPolicy
 from .scan import iter_files
 from .store import Store
 from .validate import is_valid, validate
+from .worklist import PlannedImage, Worklist
 
 log = logging.getLogger(__name__)
+
+#: Files the walk hands to the worklist at once.
+WALK_BATCH = 1_000
+#: Probes (and outcomes of invalid images) written per transaction.
+SAVE_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -178,8 +184,9 @@ class BatchRunner:
             self.provider.close()
 
     def _run(self, store: Store, roots: list[str]) -> Iterator[Event]:
-        probes, not_images, scan_complete = yield from self._scan(store, roots)
-        plan, work, invalid_outcomes = self._plan(store, probes, not_images)
+        worklist = Worklist(store)
+        tally = yield from self._scan(store, worklist, roots)
+        plan = self._plan(worklist, tally)
         yield plan
         if self.options.dry_run or self._cancel.is_set():
             yield Finished(
@@ -193,119 +200,148 @@ class BatchRunner:
                 )
             )
             return
-        store.save_outcomes(invalid_outcomes)
-        yield from self._check(store, plan, work)
+        self._record_invalid(store, worklist)
+        yield from self._check(store, plan, self._work(worklist))
 
     # -- scan: find files, read new ones once ---------------------------------------------
 
-    def _scan(self, store: Store, roots: list[str]):
+    def _scan(self, store: Store, worklist: Worklist, roots: list[str]):
+        """Walk the roots into the worklist, then read every file the store does not know
+        yet. Nothing here grows with the number of files but the walk's set of inodes."""
         skipped: list[FileSkipped] = []
-        files: list[ScannedFile] = []
+        found: list[ScannedFile] = []
+        files_found = 0
         for f in iter_files(roots, recursive=self.options.recursive, on_skip=lambda p, r: skipped.append(FileSkipped(p, r))):
-            files.append(f)
-            if len(files) % 1000 == 0:
+            found.append(f)
+            if len(found) >= WALK_BATCH:
+                worklist.add_found(found)
+                files_found += len(found)
+                found = []
                 yield from _drain_list(skipped)
-                yield ScanProgress(len(files), 0, 0)
+                yield ScanProgress(files_found, 0, 0)
             if self._cancel.is_set():
                 break
+        worklist.add_found(found)
         yield from _drain_list(skipped)
-        cached = store.cached_probes(files)
-        probes: list[ProbedImage] = list(cached.values())
-        to_read = [f for f in files if f.path not in cached]
-        yield ScanProgress(len(files), len(cached), len(cached))
-        not_images = 0
+        files_found = worklist.count_found()  # a path reached twice counts once
+        cached = worklist.count_current()
+        yield ScanProgress(files_found, cached, cached)
+        tally = _ScanTally()
         batch: list[ProbedImage] = []
+        not_images: list[str] = []
         last_report = time.monotonic()
-        probed = len(cached)
+        probed = cached
         deep = self.options.deep_check
-        for result in _bounded_map(lambda f: probe_file(f, deep=deep), to_read, self.options.scan_threads, self._cancel):
+
+        def probe(f: ScannedFile) -> tuple[str, ProbedImage | None]:
+            return f.path, probe_file(f, deep=deep)
+
+        for path, result in _bounded_map(probe, worklist.unprobed(), self.options.scan_threads, self._cancel):
             probed += 1
             if result is None:
-                not_images += 1
+                tally.not_images += 1
+                not_images.append(path)
             else:
-                probes.append(result)
                 batch.append(result)
-            if len(batch) >= 500:
+                if result.sha256 is None:
+                    tally.unreadable[_first_blocking_code(result.problems)] += 1
+            if len(batch) >= SAVE_BATCH:
                 store.save_probes(batch)
                 batch = []
+            if len(not_images) >= SAVE_BATCH:
+                worklist.forget(not_images)
+                not_images = []
             if time.monotonic() - last_report > 0.1:
                 last_report = time.monotonic()
-                yield ScanProgress(len(files), probed, len(cached))
+                yield ScanProgress(files_found, probed, cached)
         if batch:
             store.save_probes(batch)
-        complete = not self._cancel.is_set()
-        if complete and self.options.recursive:
-            seen = {f.path for f in files}
+        worklist.forget(not_images)
+        if not self._cancel.is_set() and self.options.recursive:
             for root in roots:
                 if os.path.isdir(root):
-                    store.prune_missing(root, seen)
-        yield ScanProgress(len(files), probed, len(cached), scanning_done=True)
-        return probes, not_images, complete
+                    worklist.prune_unseen(root)
+        yield ScanProgress(files_found, probed, cached, scanning_done=True)
+        return tally
 
     # -- plan: what is invalid, what is known, what to call -------------------------------
 
-    def _plan(self, store: Store, probes: list[ProbedImage], not_images: int) -> tuple[Plan, list[_Work], list[Outcome]]:
+    def _decide(self, planned: PlannedImage) -> tuple[str, tuple[Problem, ...]]:
+        """What this batch does with one image, and the problems that go with it.
+
+        :returns: one of ``invalid`` (record it as invalid), ``invalid_known`` (already
+            recorded), ``check``, ``known`` (answered before), ``failed_before`` (failed
+            before, not retried now) or ``skip`` (not this batch's business: a retry of
+            failures leaves images that never failed alone).
+        """
+        opts, status = self.options, planned.status
+        problems = validate(planned.image, self.provider.constraints)
+        if not is_valid(problems):
+            return ("invalid" if status is not Status.INVALID or opts.force else "invalid_known"), problems
+        notes = tuple(p for p in problems if not p.blocking)
+        if opts.retry_failed:
+            if status is Status.FAILED:
+                return "check", notes
+            return ("known" if status is not None and status is not Status.INVALID else "skip"), notes
+        if opts.force or status in (None, Status.INVALID):
+            return "check", notes
+        return ("failed_before" if status is Status.FAILED else "known"), notes
+
+    def _plan(self, worklist: Worklist, tally: "_ScanTally") -> Plan:
         provider = self.provider
-        opts = self.options
-        known = store.known_statuses(provider.id)
-        by_sha: dict[str, ProbedImage] = {}
-        duplicates = 0
-        unreadable: Counter[str] = Counter()
-        for probe in sorted(probes, key=lambda p: p.path):
-            if probe.sha256 is None:
-                unreadable[_first_blocking_code(probe.problems)] += 1
-            elif probe.sha256 in by_sha:
-                duplicates += 1
-            else:
-                by_sha[probe.sha256] = probe
-        invalid_by_code: Counter[str] = Counter(unreadable)
-        invalid_outcomes: list[Outcome] = []
-        work: list[_Work] = []
-        already_known = failed_before = 0
-        for sha, probe in by_sha.items():
-            problems = validate(probe, provider.constraints)
-            status = known.get(sha)
-            if not is_valid(problems):
+        distinct, duplicates = worklist.collect_images(provider.id)
+        invalid_by_code: Counter[str] = Counter(tally.unreadable)
+        actions: Counter[str] = Counter()
+        for planned in worklist.images():
+            action, problems = self._decide(planned)
+            actions[action] += 1
+            if action.startswith("invalid"):
                 invalid_by_code[_first_blocking_code(problems)] += 1
-                if status is not Status.INVALID or opts.force:
-                    invalid_outcomes.append(Outcome(sha, provider.id, probe.path, Status.INVALID, problems))
-                continue
-            notes = tuple(p for p in problems if not p.blocking)
-            if opts.retry_failed:
-                if status is Status.FAILED:
-                    work.append(_Work(probe, notes))
-                elif status is not None and status is not Status.INVALID:
-                    already_known += 1
-            elif opts.force or status in (None, Status.INVALID):
-                work.append(_Work(probe, notes))
-            elif status is Status.FAILED:
-                failed_before += 1
-            else:
-                already_known += 1
-        plan = Plan(
+        unreadable = sum(tally.unreadable.values())
+        return Plan(
             provider=provider.id,
             provider_label=provider.label,
             remote=provider.remote,
-            files_found=len(probes) + not_images,
-            images=len(by_sha) + sum(unreadable.values()),
+            files_found=distinct + duplicates + unreadable + tally.not_images,
+            images=distinct + unreadable,
             duplicates=duplicates,
             invalid=sum(invalid_by_code.values()),
             invalid_by_code=dict(invalid_by_code),
-            already_known=already_known,
-            failed_before=failed_before,
-            to_check=len(work),
-            not_images=not_images,
+            already_known=actions["known"],
+            failed_before=actions["failed_before"],
+            to_check=actions["check"],
+            not_images=tally.not_images,
         )
-        return plan, work, invalid_outcomes
+
+    def _record_invalid(self, store: Store, worklist: Worklist) -> None:
+        """Record images that break the provider's rules as invalid for it (never sent)."""
+        batch: list[Outcome] = []
+        for planned in worklist.images():
+            action, problems = self._decide(planned)
+            if action == "invalid":
+                image = planned.image
+                batch.append(Outcome(image.sha256, self.provider.id, image.path, Status.INVALID, problems))
+                if len(batch) >= SAVE_BATCH:
+                    store.save_outcomes(batch)
+                    batch = []
+        if batch:
+            store.save_outcomes(batch)
+
+    def _work(self, worklist: Worklist) -> Iterator[_Work]:
+        """The images to check, read from the worklist a page at a time."""
+        for planned in worklist.images():
+            action, notes = self._decide(planned)
+            if action == "check":
+                yield _Work(planned.image, notes)
 
     # -- check: the worker pool -----------------------------------------------------------
 
-    def _check(self, store: Store, plan: Plan, work: list[_Work]) -> Iterator[Event]:
+    def _check(self, store: Store, plan: Plan, work: Iterator[_Work]) -> Iterator[Event]:
         provider = self.provider
         memo = _MemoBridge(store.memo_items(provider.id))
         ctx = CheckContext(cancel=self._cancel, memo=memo)
         run_id = store.start_run(provider.id, _options_record(self.options, self.concurrency))
-        pending = deque(work)
+        pending = _Lookahead(work)
         running: set[Future] = set()
         buffered: list[Outcome] = []
         counts: Counter[str] = Counter()
@@ -358,7 +394,7 @@ class BatchRunner:
                     # bad key or a wrong URL costs one call, not one per worker.
                     limit = self.concurrency if self._answered.is_set() else 1
                     while pending and len(running) < limit:
-                        running.add(pool.submit(self._check_one, pending.popleft(), ctx))
+                        running.add(pool.submit(self._check_one, pending.take(), ctx))
                 if not running:
                     if self._halted.is_set():
                         break
@@ -508,19 +544,21 @@ class BatchRunner:
                 return False
 
 
-def _bounded_map(fn: Callable, items: Sequence, threads: int, cancel: threading.Event) -> Iterator:
-    """Like ``executor.map`` but with at most ``2 × threads`` items in flight, so memory
-    stays flat however many files there are, and a cancel stops within one item."""
-    if not items:
-        return
+def _bounded_map(fn: Callable, items: Iterable, threads: int, cancel: threading.Event) -> Iterator:
+    """Like ``executor.map`` but with at most ``2 × threads`` items in flight and ``items``
+    pulled only as room frees up, so memory stays flat however many files there are, and a
+    cancel stops within one item. Results come in the order they finish."""
     window = threads * 2
+    source = iter(items)
     with ThreadPoolExecutor(threads, thread_name_prefix="probe") as pool:
-        queue_ = deque(items)
         running: set[Future] = set()
         try:
-            while queue_ or running:
-                while queue_ and len(running) < window and not cancel.is_set():
-                    running.add(pool.submit(fn, queue_.popleft()))
+            while True:
+                while len(running) < window and not cancel.is_set():
+                    item = next(source, _END)
+                    if item is _END:
+                        break
+                    running.add(pool.submit(fn, item))
                 if not running:
                     break
                 done, running = wait(running, return_when=FIRST_COMPLETED)
@@ -529,6 +567,33 @@ def _bounded_map(fn: Callable, items: Sequence, threads: int, cancel: threading.
         finally:
             for fut in running:
                 fut.cancel()
+
+
+_END = object()
+
+
+class _Lookahead:
+    """An iterator that can tell whether it has more without losing an item."""
+
+    def __init__(self, items: Iterator) -> None:
+        self._items = items
+        self._next = next(items, _END)
+
+    def __bool__(self) -> bool:
+        return self._next is not _END
+
+    def take(self):
+        item, self._next = self._next, next(self._items, _END)
+        return item
+
+
+@dataclass
+class _ScanTally:
+    """What the scan learnt that the store does not keep: files that are not images, and
+    why the unreadable ones could not be read."""
+
+    not_images: int = 0
+    unreadable: Counter = field(default_factory=Counter)
 
 
 def _drain_list(items: list) -> Iterator:

@@ -310,7 +310,7 @@ class Store:
         self.db.close()
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[None]:
+    def writing(self) -> Iterator[None]:
         """A write transaction that takes the write lock first (``BEGIN IMMEDIATE``).
 
         sqlite-utils' ``atomic()`` begins a deferred transaction; when it reads before it
@@ -366,7 +366,7 @@ class Store:
                 scanned = wanted[row["path"]]
                 if scanned.size != row["size"] or scanned.mtime_ns != row["mtime_ns"]:
                     continue
-                problems = _problems_from_json(row["problems"]) + _problems_from_json(row["notes"])
+                problems = problems_from_json(row["problems"]) + problems_from_json(row["notes"])
                 found[row["path"]] = ProbedImage(
                     path=row["path"],
                     size=row["size"],
@@ -402,7 +402,7 @@ class Store:
                     "sha256": probe.sha256,
                     "size": probe.size,
                     "mtime_ns": probe.mtime_ns,
-                    "notes": _problems_json(notes),
+                    "notes": problems_to_json(notes),
                     "scanned_at": now,
                 }
             )
@@ -413,10 +413,10 @@ class Store:
                     "format": probe.format,
                     "width": probe.width,
                     "height": probe.height,
-                    "problems": _problems_json(content),
+                    "problems": problems_to_json(content),
                     "valid": int(not any(p.blocking for p in content)),
                 }
-        with self._writing():
+        with self.writing():
             if file_rows:
                 self.db["files"].upsert_all(file_rows, pk="path")
             for row in image_rows.values():
@@ -431,24 +431,6 @@ class Store:
                     """,
                     {**row, "now": now},
                 )
-
-    def prune_missing(self, root: str, seen: set[str]) -> int:
-        """Forget files under the folder ``root`` that a scan of it no longer found.
-
-        Results stay: they belong to content, and come back if the file does.
-
-        :param root: the scanned folder (or file).
-        :param seen: every path the scan found.
-        :returns: how many file rows were deleted.
-        """
-        where, params = _under_clause("path", root)
-        stored = [row["path"] for row in self.db.query(f"SELECT path FROM files WHERE {where}", params)]
-        gone = [path for path in stored if path not in seen]
-        with self._writing():
-            for start in range(0, len(gone), LOOKUP_CHUNK):
-                chunk = gone[start : start + LOOKUP_CHUNK]
-                self.db.execute("DELETE FROM files WHERE path IN (SELECT value FROM json_each(?))", [json.dumps(chunk)])
-        return len(gone)
 
     # --- checking -------------------------------------------------------------------------
 
@@ -465,7 +447,7 @@ class Store:
         now = _now()
         rows = [_result_row(outcome, now) for outcome in outcomes]
         if rows:
-            with self._writing():
+            with self.writing():
                 self.db["results"].upsert_all(rows, pk=("sha256", "provider"))
 
     def memo_items(self, provider: str) -> dict[tuple[str, str], str]:
@@ -484,7 +466,7 @@ class Store:
             for sha, kind, value in items
         ]
         if rows:
-            with self._writing():
+            with self.writing():
                 self.db["memo"].upsert_all(rows, pk=("provider", "sha256", "kind"))
 
     def start_run(self, provider: str, options: Mapping[str, Any]) -> int:
@@ -727,7 +709,7 @@ def _filtered_rows_sql(filter: RowFilter) -> tuple[str, dict[str, Any]]:
         conditions.append("instr(casefold(path), :text) > 0")
         params["text"] = _casefold(filter.text)
     if filter.paths_under is not None:
-        where, under = _under_clause("path", filter.paths_under)
+        where, under = under_clause("path", filter.paths_under)
         conditions.append(where)
         params.update(under)
     if filter.shas is not None:
@@ -739,7 +721,7 @@ def _filtered_rows_sql(filter: RowFilter) -> tuple[str, dict[str, Any]]:
     return sql, params
 
 
-def _under_clause(column: str, root: str) -> tuple[str, dict[str, Any]]:
+def under_clause(column: str, root: str) -> tuple[str, dict[str, Any]]:
     """SQL matching ``root`` itself and every path inside the folder ``root``.
 
     A range on the separator-terminated prefix rather than LIKE: exact (``/a/b`` does not
@@ -791,7 +773,7 @@ def _result_row(outcome: Outcome, now: str) -> dict[str, Any]:
         "status": Status(outcome.status).value,
         "path": outcome.path,
         "valid": int(outcome.valid),
-        "problems": _problems_json(outcome.problems),
+        "problems": problems_to_json(outcome.problems),
         **{name: None if value is None else int(value) for name, value in flags.items()},
         "face_count": None if faces is None else len(faces),
         "faces": None if faces is None else _json([_face_dict(face) for face in faces]),
@@ -823,11 +805,11 @@ def _face_dict(face: Face) -> dict[str, Any]:
     }
 
 
-def _problems_json(problems: Iterable[Problem]) -> str:
+def problems_to_json(problems: Iterable[Problem]) -> str:
     return _json([{"code": p.code, "message": p.message, "blocking": p.blocking} for p in problems])
 
 
-def _problems_from_json(text: str | None) -> tuple[Problem, ...]:
+def problems_from_json(text: str | None) -> tuple[Problem, ...]:
     if not text:
         return ()
     return tuple(Problem(p["code"], p["message"], bool(p.get("blocking", True))) for p in json.loads(text))

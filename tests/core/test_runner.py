@@ -6,6 +6,7 @@ under test, so the provider only counts calls and raises what each test asks for
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from pathlib import Path
@@ -328,3 +329,30 @@ def test_once_the_service_has_answered_an_unreachable_moment_fails_only_that_ima
                              retry=RetryPolicy(max_attempts=3, base_delay=0.001, cap=0.01)))
     assert (summary.checked, summary.failed, summary.halted) == (2, 1, None)
     assert statuses(tmp_path / "r.db")["b.jpg"] == "failed"
+
+
+def test_a_file_that_stopped_being_an_image_is_forgotten(tmp_path):
+    make_photos(tmp_path / "p")
+    odd = tmp_path / "p" / "export.dat"  # a JPEG under a name that does not say so
+    Image.new("RGB", (400, 400), (1, 2, 3)).save(odd, format="JPEG")
+    db = tmp_path / "r.db"
+    run(db, ScriptedProvider(), [tmp_path / "p"])
+    assert statuses(db)["export.dat"] == "checked"
+    odd.write_text("now a shopping list")
+    os.utime(odd, ns=(1, 1))  # a different mtime, whatever the clock's resolution
+    events = run(db, ScriptedProvider(), [tmp_path / "p"])
+    assert "export.dat" not in statuses(db)
+    plan = plan_of(events)
+    assert (plan.files_found, plan.images, plan.not_images, plan.already_known) == (5, 4, 1, 4)
+
+
+def test_many_files_are_planned_and_checked_in_path_order_across_pages(tmp_path):
+    names = [f"{n:03}.jpg" for n in range(30)]
+    make_photos(tmp_path / "p", names=tuple(reversed(names)))
+    provider = ScriptedProvider()
+    order = []
+    provider_check = provider.check
+    provider.check = lambda image, data, ctx: (order.append(image.name), provider_check(image, data, ctx))[1]
+    events = run(tmp_path / "r.db", provider, [tmp_path / "p"], concurrency=1)
+    assert plan_of(events).to_check == 30
+    assert order == names

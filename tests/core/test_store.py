@@ -186,27 +186,6 @@ def test_first_seen_at_survives_a_second_probe(store):
     assert image["width"] == 1024
 
 
-def test_a_renamed_file_keeps_its_results(store):
-    store.save_probes([probe("/p/old.jpg", sha(1))])
-    store.save_outcomes([checked(sha(1), "/p/old.jpg", head_seg=True, face_seg=True)])
-    store.save_probes([probe("/p/new.jpg", sha(1))])
-    assert store.prune_missing("/p", {"/p/new.jpg"}) == 1
-    [row] = store.query_rows(RowFilter(provider="local"))
-    assert (row["path"], row["status"], row["verdict_avatar"]) == ("/p/new.jpg", "checked", "yes")
-    assert store.known_statuses("local") == {sha(1): Status.CHECKED}
-
-
-def test_prune_missing_respects_folder_boundaries(store):
-    # "0" follows "/" in code point order: the first name past the range of "/a/b/".
-    paths = ["/a/b/x.jpg", "/a/b/sub/y.jpg", "/a/bc/z.jpg", "/a/b_c/w.jpg", "/a/b%/v.jpg", "/a/b.jpg", "/a/b0/u.jpg"]
-    store.save_probes([probe(p, sha(n)) for n, p in enumerate(paths)])
-    assert store.prune_missing("/a/b/", {"/a/b/x.jpg"}) == 1
-    assert sorted(paths_of(store.query_rows())) == sorted(set(paths) - {"/a/b/sub/y.jpg"})
-    assert store.prune_missing("/a/b%", set()) == 1
-    assert store.prune_missing("/a/b_c", set()) == 1
-    assert sorted(paths_of(store.query_rows())) == ["/a/b.jpg", "/a/b/x.jpg", "/a/b0/u.jpg", "/a/bc/z.jpg"]
-
-
 # --- checking --------------------------------------------------------------------------------
 
 

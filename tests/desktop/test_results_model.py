@@ -11,6 +11,7 @@ from PySide6.QtGui import QIcon  # noqa: E402
 
 from core.models import CheckResult, Face, Outcome, ProbedImage, Problem, Status  # noqa: E402
 from core.store import RowFilter, Store  # noqa: E402
+from core.worklist import Worklist  # noqa: E402
 from desktop.results_model import (  # noqa: E402
     COLUMN_INDEX,
     COLUMNS,
@@ -190,7 +191,7 @@ def test_model_passes_qt_model_tester_through_sort_filter_and_refresh(tester_mod
         writer.save_probes(records([spec(i) for i in range(150, 190)])[0])
         model.refresh()
         settle(model)
-        writer.prune_missing("/photos/f1", set())
+        Worklist(writer).prune_unseen("/photos/f1")  # a scan that found none of f1
         model.refresh()
         settle(model)
 
