@@ -8,6 +8,7 @@ outside make, these tests are skipped with the reason.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -59,6 +60,12 @@ def test_the_frozen_cli_scans_the_samples_into_a_csv(frozen, tmp_path):
     assert faces == ["fr_biden.jpg", "fr_obama.jpg", "mpl_grace_hopper.jpg", "sk_astronaut.png", "sk_camera.png"]
     assert sum(r["status"] == "invalid" for r in rows) == 5
     assert sum(r["status"] == "checked" for r in rows) == 11
+    # The detector's fast path survived freezing: its C function was found in the bundle.
+    as_json = tmp_path / "samples.json"
+    exported = run(frozen / "kling-preflight", "export", "--out", str(as_json), home=tmp_path / "home")
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    checked = [r for r in json.loads(as_json.read_text(encoding="utf-8")) if r["status"] == "checked"]
+    assert len(checked) == 11 and {r["raw"]["call"] for r in checked} == {"ctypes"}
 
 
 def test_the_frozen_desktop_app_opens_a_database_and_quits(frozen, tmp_path):

@@ -18,7 +18,7 @@ from PIL import ExifTags, Image
 from core.errors import Cancelled, ImageRejected
 from core.models import ProbedImage
 from core.providers import CheckContext, DictMemo, ProviderConfig
-from plugins.local import CROP_MARGIN, DETECT_SIDE, LocalProvider
+from plugins.local import CROP_MARGIN, DETECT_SIDE, LocalProvider, _FaceDetector, _decode_upright, _detector_input, _import_yuface
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 NO_PEOPLE = ("sk_coffee.png", "sk_chelsea.png", "sk_rocket.png", "china.jpg", "flower.jpg")
@@ -121,6 +121,7 @@ def test_raw_records_what_the_detector_said(provider):
     raw = json.loads(result.raw)
     assert raw["detector"] == "yuface"
     assert raw["version"]
+    assert raw["call"] == "ctypes"
     assert raw["threshold"] == 0.6
     assert raw["scale"] == 1.0
     (face,) = result.faces
@@ -273,6 +274,49 @@ def test_concurrent_checks_answer_as_sequential_ones(provider, tmp_path):
         for face in faces:
             with Image.open(face.crops[0]) as crop:
                 crop.load()
+
+
+def detector_inputs() -> dict:
+    """Every decodable sample as the detector sees it."""
+    inputs = {}
+    for path in sorted(SAMPLES.iterdir()):
+        try:
+            reduced, _orientation, full_size = _decode_upright(path.read_bytes(), longest_at_least=DETECT_SIDE)
+        except ImageRejected:
+            continue
+        inputs[path.name] = _detector_input(reduced, full_size)[1]
+    return inputs
+
+
+def test_the_gil_free_detector_answers_as_yuface_does():
+    detector = _FaceDetector()
+    assert detector.gil_free  # the fast path is there on this platform: no silent fallback
+    wrapper = _import_yuface().yuface.detect  # the pybind11 call, before any threshold
+    inputs = detector_inputs()
+    assert len(inputs) >= 10
+    for name, bgr in inputs.items():
+        ours = detector(bgr)
+        theirs = wrapper(bgr)[:, :15]  # the 16th column is the library's unused slot
+        assert ours.shape == theirs.shape and (ours == theirs).all(), name
+    assert sum(len(detector(bgr)) for bgr in inputs.values()) >= len(FACES)
+
+
+def test_without_the_c_function_the_wrapper_gives_the_same_faces():
+    fallback = _FaceDetector(symbol="no_such_function")
+    assert not fallback.gil_free
+    fast = _FaceDetector()
+    for name, bgr in detector_inputs().items():
+        assert (fallback(bgr) == fast(bgr)).all(), name
+
+
+def test_detections_side_by_side_answer_as_one_at_a_time():
+    detector = _FaceDetector()
+    inputs = list(detector_inputs().values())
+    alone = [detector(bgr) for bgr in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(detector, inputs * 4))
+    for n, faces in enumerate(together):
+        assert (faces == alone[n % len(inputs)]).all()
 
 
 def test_missing_detector_is_reported_not_raised(provider, monkeypatch):
