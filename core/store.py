@@ -549,6 +549,10 @@ class Store:
         sql, params = _filtered_rows_sql(filter or RowFilter())
         return next(self.db.query(f"SELECT COUNT(*) AS n FROM ({sql})", params))["n"]
 
+    def providers(self) -> list[str]:
+        """:returns: the ids of the providers with results here, sorted."""
+        return [row["provider"] for row in self.db.query("SELECT DISTINCT provider FROM results ORDER BY provider")]
+
     def summary(self, provider: str | None = None) -> dict[str, Any]:
         """Figures for the command line: rows per status and verdict, faces, cost.
 

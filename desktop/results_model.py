@@ -269,15 +269,6 @@ class RefreshAnswer:
     error: str = ""
 
 
-def provider_ids(store: Store) -> list[str]:
-    """:returns: the ids of the providers with results in ``store``, sorted.
-
-    :raises sqlite3.Error: the database cannot be read.
-    """
-    # Store has no query for this: a one-line read of the results table.
-    return [row["provider"] for row in store.db.query("SELECT DISTINCT provider FROM results ORDER BY provider")]
-
-
 def read_page(query: PageQuery) -> list[dict[str, Any]]:
     """Read one page with a read-only store of its own (a store belongs to one thread).
 
@@ -317,7 +308,7 @@ def read_refresh(query: RefreshQuery) -> tuple[int, dict[int, list[dict[str, Any
             for page_no in query.page_numbers
             if page_no * PAGE_SIZE < count
         }
-        providers = provider_ids(store)
+        providers = store.providers()
     return count, pages, providers
 
 

@@ -57,7 +57,7 @@ from PySide6.QtWidgets import (
 from core.store import RowFilter, Store, StoreError
 
 from .detail_pane import DetailPane
-from .results_model import COLUMN_INDEX, COLUMNS, ResultsModel, is_row, provider_ids, row_key
+from .results_model import COLUMN_INDEX, COLUMNS, ResultsModel, is_row, row_key
 from .thumbnails import ThumbnailCache
 
 log = logging.getLogger(__name__)
@@ -676,7 +676,7 @@ class ResultsPanel(QWidget):
         if self._store is not None:
             if ids is None:
                 try:
-                    ids = provider_ids(self._store)
+                    ids = self._store.providers()
                 except sqlite3.Error as exc:
                     log.warning("Listing providers failed: %s", exc)
                     ids = []

@@ -214,6 +214,7 @@ def test_known_statuses_are_per_provider(store):
     assert store.known_statuses("local") == {sha(1): Status.CHECKED, sha(2): Status.INVALID}
     assert store.known_statuses("useapi") == {sha(1): Status.REJECTED}
     assert store.known_statuses("cometapi") == {}
+    assert store.providers() == ["local", "useapi"]
 
 
 def test_outcome_columns(store):
