@@ -51,7 +51,7 @@ from .models import CheckResult, Outcome, ProbedImage, Problem, ScannedFile, Sta
 from .probe import probe_file
 from .providers import CheckContext, DictMemo, Provider
 from .retry import RetryPolicy
-from .scan import iter_files
+from .scan import UNSTORABLE_NAME, iter_files
 from .store import Store
 from .validate import is_valid, validate
 from .worklist import PlannedImage, Worklist
@@ -90,6 +90,9 @@ class RunOptions:
     cancel_grace: float = 3.0
     #: Seed for the retry jitter (tests make it reproducible).
     seed: int | None = None
+    #: Files and images read back from the worklist at a time (memory stays flat whatever
+    #: the number of files; a page is a few hundred kilobytes at most).
+    page_size: int = 500
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,7 @@ class BatchRunner:
             self.provider.close()
 
     def _run(self, store: Store, roots: list[str]) -> Iterator[Event]:
-        worklist = Worklist(store)
+        worklist = Worklist(store, page_size=self.options.page_size)
         tally = yield from self._scan(store, worklist, roots)
         plan = self._plan(worklist, tally)
         yield plan
@@ -209,9 +212,16 @@ class BatchRunner:
         """Walk the roots into the worklist, then read every file the store does not know
         yet. Nothing here grows with the number of files but the walk's set of inodes."""
         skipped: list[FileSkipped] = []
+        unread: list[str] = []  # folders and entries the walk could not read
+
+        def on_skip(path: str, reason: str) -> None:
+            skipped.append(FileSkipped(path, reason))
+            if reason not in _SKIPPED_FOR_GOOD:
+                unread.append(path)
+
         found: list[ScannedFile] = []
         files_found = 0
-        for f in iter_files(roots, recursive=self.options.recursive, on_skip=lambda p, r: skipped.append(FileSkipped(p, r))):
+        for f in iter_files(roots, recursive=self.options.recursive, on_skip=on_skip):
             found.append(f)
             if len(found) >= WALK_BATCH:
                 worklist.add_found(found)
@@ -228,21 +238,28 @@ class BatchRunner:
         yield ScanProgress(files_found, cached, cached)
         tally = _ScanTally()
         batch: list[ProbedImage] = []
+        resized: list[ProbedImage] = []
         not_images: list[str] = []
         last_report = time.monotonic()
         probed = cached
         deep = self.options.deep_check
 
-        def probe(f: ScannedFile) -> tuple[str, ProbedImage | None]:
-            return f.path, probe_file(f, deep=deep)
+        def probe(f: ScannedFile) -> tuple[ScannedFile, ProbedImage | None, bool]:
+            result = probe_file(f, deep=deep)
+            # None also means "could not be opened" for a name that does not claim an image:
+            # only a file that was read and is not an image may be forgotten.
+            return f, result, result is not None or os.access(f.path, os.R_OK)
 
-        for path, result in _bounded_map(probe, worklist.unprobed(), self.options.scan_threads, self._cancel):
+        for f, result, readable in _bounded_map(probe, worklist.unprobed(), self.options.scan_threads, self._cancel):
             probed += 1
             if result is None:
                 tally.not_images += 1
-                not_images.append(path)
+                if readable:
+                    not_images.append(f.path)
             else:
                 batch.append(result)
+                if result.size != f.size:  # it changed since the walk: the probe says what it is now
+                    resized.append(result)
                 if result.sha256 is None:
                     tally.unreadable[_first_blocking_code(result.problems)] += 1
             if len(batch) >= SAVE_BATCH:
@@ -257,9 +274,11 @@ class BatchRunner:
         if batch:
             store.save_probes(batch)
         worklist.forget(not_images)
+        worklist.update_sizes(resized)
         if not self._cancel.is_set() and self.options.recursive:
             for root in roots:
-                if os.path.isdir(root):
+                # A walk that could not read part of a folder does not know what is gone there.
+                if os.path.isdir(root) and not any(_is_within(path, root) for path in unread):
                     worklist.prune_unseen(root)
         yield ScanProgress(files_found, probed, cached, scanning_done=True)
         return tally
@@ -594,6 +613,17 @@ class _ScanTally:
 
     not_images: int = 0
     unreadable: Counter = field(default_factory=Counter)
+
+
+#: Reasons iter_files skips a path that no scan can read either (so nothing under it is in
+#: the store); any other reason means a folder or file could not be read this time.
+_SKIPPED_FOR_GOOD = frozenset({"dangling symlink", "symlink loop", "not a regular file or folder", UNSTORABLE_NAME})
+
+
+def _is_within(path: str, root: str) -> bool:
+    """Whether ``path`` is ``root`` or inside the folder ``root``."""
+    root = root.rstrip(os.sep) or os.sep
+    return path == root or path.startswith(root if root.endswith(os.sep) else root + os.sep)
 
 
 def _drain_list(items: list) -> Iterator:

@@ -67,8 +67,9 @@ class Worklist:
     :meth:`collect_images` and :meth:`images` to plan and work.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, page_size: int = PAGE_SIZE) -> None:
         self._store = store
+        self._page_size = page_size
         self._conn = store.db.conn
         # On disk whatever SQLite was built with: an in-memory temp store would put the
         # per-file cost right back into this process.
@@ -100,11 +101,12 @@ class Worklist:
         """Found files whose stored probe is still good, so they are not read again."""
         return self._scalar(f"SELECT count(*) FROM temp.batch_files AS b JOIN files AS f ON {_CURRENT}")
 
-    def unprobed(self, page_size: int = PAGE_SIZE) -> Iterator[ScannedFile]:
+    def unprobed(self) -> Iterator[ScannedFile]:
         """The found files that must be read: new, changed, or unreadable last time.
 
         Read a page at a time in path order; probes saved between pages do not disturb it.
         """
+        page_size = self._page_size
         after = ""
         while True:
             rows = self._conn.execute(
@@ -120,6 +122,15 @@ class Worklist:
             if len(rows) < page_size:
                 return
             after = rows[-1][0]
+
+    def update_sizes(self, probes: Sequence[ProbedImage]) -> None:
+        """Record the size found on reading for files that changed since the walk, so their
+        fresh probes (and not older ones) are what :meth:`collect_images` matches."""
+        if probes:
+            with self._conn:
+                self._conn.executemany(
+                    "UPDATE temp.batch_files SET size = ? WHERE path = ?", ((p.size, p.path) for p in probes)
+                )
 
     def forget(self, paths: Iterable[str]) -> None:
         """Drop stored probes of files that are no longer images (their content changed
@@ -157,7 +168,7 @@ class Worklist:
             self._conn.execute("DELETE FROM temp.batch_images")
             # With a single min(), SQLite takes the other columns from the row holding it.
             self._conn.execute(
-                """
+                f"""
                 INSERT INTO temp.batch_images
                     (path, sha256, size, mtime_ns, format, width, height, problems, notes, status)
                 SELECT path, sha256, size, mtime_ns, format, width, height, problems, notes, status
@@ -166,7 +177,7 @@ class Worklist:
                            i.format AS format, i.width AS width, i.height AS height,
                            i.problems AS problems, f.notes AS notes, r.status AS status
                     FROM temp.batch_files AS b
-                    JOIN files AS f ON f.path = b.path AND f.mtime_ns = b.mtime_ns
+                    JOIN files AS f ON {_CURRENT}
                     JOIN images AS i ON i.sha256 = f.sha256
                     LEFT JOIN results AS r ON r.sha256 = f.sha256 AND r.provider = ?
                     GROUP BY f.sha256
@@ -177,20 +188,21 @@ class Worklist:
             )
         distinct = self._scalar("SELECT count(*) FROM temp.batch_images")
         files = self._scalar(
-            """
+            f"""
             SELECT count(*) FROM temp.batch_files AS b
-            JOIN files AS f ON f.path = b.path AND f.mtime_ns = b.mtime_ns
+            JOIN files AS f ON {_CURRENT}
             JOIN images AS i ON i.sha256 = f.sha256
             """
         )
         return distinct, files - distinct
 
-    def images(self, page_size: int = PAGE_SIZE) -> Iterator[PlannedImage]:
+    def images(self) -> Iterator[PlannedImage]:
         """The images :meth:`collect_images` gathered, in path order, a page at a time.
 
         Each page is read whole before it is handed out, so the caller may write to the
         store while it iterates.
         """
+        page_size = self._page_size
         after = 0
         while True:
             rows = self._conn.execute(

@@ -44,11 +44,15 @@ CROP_MARGIN = 0.2
 DEFAULT_THRESHOLD = 0.6
 
 # libfacedetection's entry point, facedetect_cnn(unsigned char *result_buffer,
-# unsigned char *bgr_data, int width, int height, int step), by its C++ (Itanium ABI) name.
-_FACEDETECT_SYMBOL = "_Z14facedetect_cnnPhS_iii"
+# unsigned char *bgr_data, int width, int height, int step), by its C++ names: GCC and Clang
+# (Itanium ABI), then MSVC.
+_FACEDETECT_SYMBOLS = ("_Z14facedetect_cnnPhS_iii", "?facedetect_cnn@@YAPEAHPEAE0HHH@Z")
 # Its result buffer in the build yuface ships (read off its machine code): an int count, then
 # 16 shorts per face (confidence 0-100, x, y, w, h, 5 landmark points, one unused), at most
-# 1,024 faces. 0x9000 bytes is what yuface's own wrapper allocates.
+# 1,024 faces. 0x9000 bytes is what yuface's own wrapper allocates. Another release may lay it
+# out otherwise, so the ctypes call is used only with the release this was read from (pinned
+# in pyproject.toml); with any other, yuface's wrapper.
+_VERIFIED_YUFACE = "2023.5.1"
 _RESULT_BUFFER_BYTES = 0x9000
 _FACE_SHORTS = 16
 _MOST_FACES = 1024
@@ -98,12 +102,14 @@ class _FaceDetector:
     per core, and decode the next photos while they do (measured on 2 cores: 16 ms a photo
     against 24 ms, the same faces).
 
-    Where the function cannot be found (another compiler's name mangling, another build),
-    yuface's wrapper is used, one call at a time.
+    Where the function cannot be found (another build), where the OpenMP runtime cannot be
+    told to use one thread, or with another yuface release than the one whose result layout
+    was checked, yuface's wrapper is used, one call at a time.
     """
 
-    def __init__(self, symbol: str = _FACEDETECT_SYMBOL) -> None:
-        self._symbol = symbol
+    def __init__(self, symbols: tuple[str, ...] = _FACEDETECT_SYMBOLS, verified: str = _VERIFIED_YUFACE) -> None:
+        self._symbols = symbols
+        self._verified = verified
         self._setup_lock = threading.Lock()
         self._serial_lock = threading.Lock()
         self._ready = False
@@ -117,13 +123,17 @@ class _FaceDetector:
             coordinates.
         :raises ImportError: yuface cannot be loaded.
         """
+        import numpy as np
+
+        if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
+            raise ValueError(f"the detector takes an H × W × 3 uint8 array, not {bgr.dtype} {bgr.shape}")
+        bgr = np.ascontiguousarray(bgr)  # the C function ignores strides
         if not self._ready:
             self._set_up()
         if self._facedetect is None:
             with self._serial_lock:
                 return _import_yuface().yuface.detect(bgr)[:, :15].astype("int32")
-        if self._one_thread is not None:
-            self._one_thread(1)  # per calling thread: one OpenMP thread for its detections
+        self._one_thread(1)  # per calling thread: one OpenMP thread for its detections
         return self._call(bgr)
 
     @property
@@ -142,25 +152,46 @@ class _FaceDetector:
                 return
             import ctypes
 
-            yuface = _import_yuface()
-            try:
-                # dlsym on the extension's handle also searches what it loaded:
-                # libfacedetection and its OpenMP runtime.
-                library = ctypes.CDLL(yuface.yuface.__file__)
-                facedetect = getattr(library, self._symbol)
-            except (OSError, AttributeError):
-                self._ready = True
-                return
-            facedetect.restype = ctypes.POINTER(ctypes.c_int)
-            facedetect.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
-            self._facedetect = facedetect
-            self._one_thread = getattr(library, "omp_set_num_threads", None)
-            # The first call fills the library's shared weights without a lock of its own:
-            # make it here, alone, before any two threads can race to it.
             import numpy as np
 
-            self._call(np.zeros((32, 32, 3), dtype=np.uint8))
+            yuface = _import_yuface()
+            version = _detector_version()
+            facedetect, one_thread = self._find(ctypes, Path(yuface.yuface.__file__))
+            # A frozen app carries no package metadata ("unknown"); it is built from the pin.
+            if facedetect is not None and one_thread is not None and version in (self._verified, "unknown"):
+                facedetect.restype = ctypes.POINTER(ctypes.c_int)
+                facedetect.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+                one_thread.argtypes = [ctypes.c_int]
+                self._facedetect, self._one_thread = facedetect, one_thread
+                # The first call fills the library's shared weights without a lock of its
+                # own: make it here, alone, before any two threads can race to it.
+                self._call(np.zeros((32, 32, 3), dtype=np.uint8))
             self._ready = True
+
+    def _find(self, ctypes: ModuleType, extension: Path):
+        """The C function and OpenMP's ``omp_set_num_threads``, or None for either.
+
+        On Linux and macOS, looking a name up in the extension also searches the libraries
+        it loaded; on Windows each library answers only for itself, so the package's own
+        libraries are asked too.
+        """
+        candidates = [extension] + sorted(
+            p for folder in (extension.parent, extension.parent.with_name("yuface.libs")) if folder.is_dir()
+            for p in folder.iterdir() if p.suffix in {".so", ".dll", ".dylib"} or ".so." in p.name
+        )  # fmt: skip
+        facedetect = one_thread = None
+        for path in candidates:
+            if facedetect is not None and one_thread is not None:
+                break
+            try:
+                library = ctypes.CDLL(str(path))
+            except OSError:
+                continue
+            if facedetect is None:
+                facedetect = next((getattr(library, n) for n in self._symbols if hasattr(library, n)), None)
+            if one_thread is None:
+                one_thread = getattr(library, "omp_set_num_threads", None)
+        return facedetect, one_thread
 
     def _call(self, bgr: np.ndarray) -> np.ndarray:
         import ctypes
@@ -352,8 +383,9 @@ class LocalProvider(Provider):
     cost_note = "free, runs on this computer"
     # Kling's rules, not the detector's: the point is to preflight files for Kling.
     constraints = Constraints()
-    # Each worker detects on one core (see _FaceDetector): one worker per core.
-    default_concurrency = max(2, os.cpu_count() or 2)
+    # Each worker detects on one core (see _FaceDetector): one worker per core, up to 8 (each
+    # holds a decoded photo, and beyond that the disk and the store set the pace anyway).
+    default_concurrency = max(2, min(8, os.cpu_count() or 2))
     settings_spec = (
         SettingSpec(
             "threshold",

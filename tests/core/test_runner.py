@@ -7,6 +7,7 @@ under test, so the provider only counts calls and raises what each test asks for
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from collections import Counter
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from PIL import Image
 
 from core.errors import ImageRejected, NotProcessed, OutcomeUnknown, ProtocolError, ProviderStopped, RateLimited
-from core.events import Finished, ImageFinished, Paused, Plan, ProviderHalted, Waiting
+from core.events import FileSkipped, Finished, ImageFinished, Paused, Plan, ProviderHalted, Waiting
 from core.models import CheckResult, Status
 from core.providers import Provider, ProviderConfig
 from core.retry import RetryPolicy
@@ -353,6 +354,37 @@ def test_many_files_are_planned_and_checked_in_path_order_across_pages(tmp_path)
     order = []
     provider_check = provider.check
     provider.check = lambda image, data, ctx: (order.append(image.name), provider_check(image, data, ctx))[1]
-    events = run(tmp_path / "r.db", provider, [tmp_path / "p"], concurrency=1)
+    events = run(tmp_path / "r.db", provider, [tmp_path / "p"], concurrency=1, page_size=4)
     assert plan_of(events).to_check == 30
     assert order == names
+    assert statuses(tmp_path / "r.db") == dict.fromkeys(names, "checked")
+
+
+def test_what_a_walk_could_not_read_is_not_forgotten(tmp_path):
+    make_photos(tmp_path / "p")
+    db = tmp_path / "r.db"
+    run(db, ScriptedProvider(), [tmp_path / "p"])
+    # A folder no one can list, root included: its path is longer than the system allows.
+    deep = tmp_path / "p" / "deep"
+    deep.mkdir()
+    fd = os.open(deep, os.O_RDONLY)
+    try:
+        for _ in range(20):
+            os.mkdir("d" * 250, dir_fd=fd)
+            inner = os.open("d" * 250, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    finally:
+        os.close(fd)
+    with Store(db) as store:  # as an earlier scan, from a shorter mount point, found it
+        photo = next(r for r in store.query_rows() if r["file"] == "a.jpg")
+        store.db.execute("UPDATE files SET path = ? WHERE path = ?", [str(deep / "a.jpg"), photo["path"]])
+    events = run(db, ScriptedProvider(), [tmp_path / "p"])
+    assert any(isinstance(e, FileSkipped) for e in events)
+    with Store(db) as store:
+        assert str(deep / "a.jpg") in {r["path"] for r in store.query_rows()}
+    # With the unreadable folder gone, the next full scan forgets what is no longer there.
+    shutil.rmtree(deep)
+    run(db, ScriptedProvider(), [tmp_path / "p"])
+    with Store(db) as store:
+        assert str(deep / "a.jpg") not in {r["path"] for r in store.query_rows()}

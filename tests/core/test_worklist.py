@@ -41,7 +41,7 @@ def test_unprobed_lists_new_changed_and_unreadable_files_in_path_order_across_pa
             ProbedImage("/p/locked.jpg", 10, 1, None, None, None, None, (Problem("unreadable", "Denied."),)),
         ]
     )
-    worklist = Worklist(store)
+    worklist = Worklist(store, page_size=2)
     worklist.add_found(
         [
             ScannedFile("/p/zz-new.jpg", 1000, 1),
@@ -53,17 +53,17 @@ def test_unprobed_lists_new_changed_and_unreadable_files_in_path_order_across_pa
         ]
     )
     assert (worklist.count_found(), worklist.count_current()) == (6, 1)
-    listed = [f.path for f in worklist.unprobed(page_size=2)]
+    listed = [f.path for f in worklist.unprobed()]
     assert listed == ["/p/grown.jpg", "/p/locked.jpg", "/p/new.jpg", "/p/touched.jpg", "/p/zz-new.jpg"]
     assert ScannedFile("/p/touched.jpg", 1000, 6) in list(worklist.unprobed())
 
 
 def test_probes_saved_while_paging_are_neither_repeated_nor_skipped(store):
     files = [ScannedFile(f"/p/{n:03}.jpg", 1000, 1) for n in range(25)]
-    worklist = Worklist(store)
+    worklist = Worklist(store, page_size=4)
     worklist.add_found(files)
     seen = []
-    for n, f in enumerate(worklist.unprobed(page_size=4)):
+    for n, f in enumerate(worklist.unprobed()):
         seen.append(f.path)
         store.save_probes([probe(f.path, sha(n))])
     assert seen == [f.path for f in files]
@@ -124,13 +124,13 @@ def test_collect_images_keeps_each_content_once_under_its_first_path(store):
             Outcome(sha(1), "other", "/p/b.jpg", Status.CHECKED),
         ]
     )
-    worklist = Worklist(store)
+    worklist = Worklist(store, page_size=1)
     worklist.add_found(
         [ScannedFile(p, 1000, 1) for p in ("/p/b.jpg", "/p/a-copy.jpg", "/p/c.jpg")]
         + [ScannedFile("/p/stale.jpg", 1000, 2), ScannedFile("/p/locked.jpg", 10, 1)]
     )
     assert worklist.collect_images("local") == (2, 1)
-    planned = list(worklist.images(page_size=1))
+    planned = list(worklist.images())
     assert [(p.image.path, p.image.sha256, p.status) for p in planned] == [
         ("/p/a-copy.jpg", sha(1), None),  # the other provider's answer is not this one's
         ("/p/c.jpg", sha(2), Status.FAILED),
@@ -141,13 +141,32 @@ def test_collect_images_keeps_each_content_once_under_its_first_path(store):
     assert [p.status for p in worklist.images()] == [Status.CHECKED, None]
 
 
+def test_an_older_probe_of_a_path_is_not_taken_for_the_file_found_now(store):
+    # Rewritten in place with its mtime kept: only the size tells the stored probe is old.
+    store.save_probes([probe("/p/a.jpg", sha(1), size=1000)])
+    worklist = Worklist(store)
+    worklist.add_found([ScannedFile("/p/a.jpg", 2000, 1)])
+    assert worklist.collect_images("local") == (0, 0)  # not read yet (a cancel): nothing to plan
+
+
+def test_a_file_that_grew_between_the_walk_and_the_read_is_planned_as_read(store):
+    worklist = Worklist(store)
+    worklist.add_found([ScannedFile("/p/a.jpg", 1000, 1)])
+    [found] = worklist.unprobed()
+    read = probe(found.path, sha(2), size=1500, mtime_ns=found.mtime_ns)  # it grew meanwhile
+    store.save_probes([read])
+    worklist.update_sizes([read])
+    assert worklist.collect_images("local") == (1, 0)
+    assert [p.image for p in worklist.images()] == [read]
+
+
 def test_images_survive_writes_between_pages(store):
     store.save_probes([probe(f"/p/{n:03}.jpg", sha(n)) for n in range(9)])
-    worklist = Worklist(store)
+    worklist = Worklist(store, page_size=2)
     worklist.add_found([ScannedFile(f"/p/{n:03}.jpg", 1000, 1) for n in range(9)])
     worklist.collect_images("local")
     seen = []
-    for planned in worklist.images(page_size=2):
+    for planned in worklist.images():
         seen.append(planned.image.path)
         store.save_outcomes([Outcome(planned.image.sha256, "local", planned.image.path, Status.CHECKED)])
     assert seen == [f"/p/{n:03}.jpg" for n in range(9)]
