@@ -141,7 +141,10 @@ def summary_table(summary: Summary, tally: RowTally) -> str:
             this_run.append(f"{summary.failed} failed")
         if summary.not_attempted:
             this_run.append(f"{summary.not_attempted} left for a later run")
-        out.append(f"This run: {', '.join(this_run)} in {format_duration(summary.elapsed)}.")
+        line = f"This run: {', '.join(this_run)} in {format_duration(summary.elapsed)}"
+        if summary.skipped_known:  # a re-run: say why nothing (or little) was checked
+            line += f"; {summary.skipped_known} known from earlier runs were skipped"
+        out.append(line + ".")
     if summary.halted:
         out.append(f"Stopped: {summary.halted}")
     elif summary.cancelled:

@@ -73,6 +73,10 @@ def test_a_second_scan_checks_nothing_again(tmp_path):
     assert again.returncode == 0, again.stderr
     assert "11 already checked with this provider, skipped" in again.stdout
     assert "0 to check" in again.stdout
+    rerun = cli("scan", str(SAMPLES), home=home)
+    assert rerun.returncode == 0, rerun.stderr
+    [line] = [line for line in rerun.stdout.splitlines() if line.startswith("This run:")]
+    assert line.startswith("This run: 0 checked in ") and line.endswith("; 11 known from earlier runs were skipped.")
 
 
 def test_usage_mistakes_exit_2_with_a_sentence(tmp_path):
