@@ -24,8 +24,9 @@ from .console import ProgressDisplay, RowTally, describe_plan, progress_line, sc
 from .context import AppContext
 from .errors import ProviderError
 from .events import FileSkipped, Finished, ImageFinished, Plan, ProviderHalted, ScanProgress, Waiting
-from .export import export_rows
+from .export import FORMATS, export_file, export_rows
 from .logs import setup_logging
+from .plugins import BUILTIN_PLUGINS, UnknownProviderError
 from .runner import BatchRunner, RunOptions
 from .secrets import NoSecureStoreError
 from .settings import SettingsError, parse_setting_assignment, resolve_provider_settings
@@ -51,7 +52,7 @@ def friendly_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except (StoreError, SettingsError, NoSecureStoreError) as exc:
             raise UserError(str(exc)) from None
-        except KeyError as exc:  # unknown provider: the registry's message is a sentence
+        except UnknownProviderError as exc:  # the registry's message is a sentence
             raise UserError(exc.args[0] if exc.args else str(exc)) from None
         except sqlite3.DatabaseError as exc:
             raise click.ClickException(f"The results database could not be used: {exc}.") from None
@@ -101,7 +102,7 @@ def scan(app: AppContext, paths, provider_id, db, export_path, concurrency, forc
     """Scan PATHS (files or folders), check new images, print a summary."""
     if force and retry_failed:
         raise UserError("--force and --retry-failed cannot be used together.")
-    if export_path is not None and export_path.suffix.lower() not in (".csv", ".json"):
+    if export_path is not None and export_path.suffix.lower() not in FORMATS:
         raise UserError("--export needs a file name ending in .csv or .json.")
     provider_id = provider_id or app.default_provider_id()
     provider = app.create_provider(provider_id, _overrides(app, provider_id, overrides))
@@ -207,13 +208,15 @@ def _drive(runner: BatchRunner, paths, confirm: Callable[[Plan], bool] | None):
 
 def _rows_for(db_path: Path, provider_id: str, paths) -> Iterator[dict]:
     """The rows of the files under ``paths``, for the summary and the export."""
-    with Store(db_path) as store:
+    with Store.open_readonly(db_path) as store:
         seen: set[str] = set()
         for root in paths:
             root = os.path.abspath(root)
-            folder = root if os.path.isdir(root) else os.path.dirname(root)
-            for row in store.query_rows(RowFilter(provider=provider_id, paths_under=folder)):
-                if row["path"] in seen or (folder != root and row["path"] != root):
+            is_folder = os.path.isdir(root)
+            # For a file, the query matches the path itself (and any rows left from a folder
+            # that once had its name, which the check below keeps out).
+            for row in store.query_rows(RowFilter(provider=provider_id, paths_under=root)):
+                if row["path"] in seen or (not is_folder and row["path"] != root):
                     continue
                 seen.add(row["path"])
                 yield row
@@ -238,11 +241,10 @@ def export(app: AppContext, db, fmt, out, provider_id, statuses, verdict, has_fa
     db_path = _db_path(app, db)
     if not db_path.exists():
         raise UserError(f"There is no results database at {db_path}: run `kling-preflight scan` first.")
-    fmt = fmt or (out.suffix.lower().lstrip(".") if out is not None and out.suffix.lower() in (".csv", ".json") else "csv")
+    fmt = fmt or (FORMATS.get(out.suffix.lower(), "csv") if out is not None else "csv")
     row_filter = RowFilter(provider=provider_id, statuses=tuple(statuses) or None, verdict=verdict, has_face=has_face)
     with Store.open_readonly(db_path) as store:
-        rows = store.query_rows(row_filter)
-        written = export_rows(rows, out, fmt=fmt, bom=bom and out is not None)
+        written = export_file(store, out, fmt=fmt, filter=row_filter, bom=bom and out is not None)
     if out is not None:
         click.echo(f"Wrote {written} rows to {out}", err=True)
 
@@ -271,7 +273,7 @@ def providers(app: AppContext, check: bool) -> None:
             details.append(f"key: {state.key_source}")
         if state.cost_note:
             details.append(state.cost_note)
-        if state.origin not in ("plugins.local", "plugins.cometapi", "plugins.useapi"):
+        if state.origin not in BUILTIN_PLUGINS:
             details.append(f"from plugin {state.origin}")
         for detail in details:
             click.echo(f"               {detail}")
@@ -350,10 +352,9 @@ def keys_delete(app: AppContext, provider_id: str) -> None:
 def keys_status(app: AppContext) -> None:
     """Show where each provider's key comes from."""
     click.echo(f"Key store: {app.keystore.backend_description()}")
-    for provider_id, cls in sorted(app.registry.providers.items()):
-        if cls.key_env:
-            lookup = app.keystore.get(provider_id, cls.key_env)
-            click.echo(f"  {provider_id:<10} {lookup.detail}  (environment variable: {cls.key_env})")
+    classes = dict(sorted(app.registry.providers.items()))
+    for provider_id, lookup in app.keystore.status(classes.values()):
+        click.echo(f"  {provider_id:<10} {lookup.detail}  (environment variable: {classes[provider_id].key_env})")
 
 
 # -- settings -----------------------------------------------------------------------------

@@ -59,7 +59,7 @@ class AppContext:
     def provider_config(self, provider_id: str, overrides: Mapping[str, Any] | None = None) -> ProviderConfig:
         """Settings (saved values over defaults, then ``overrides``), the key, the data folder.
 
-        :raises KeyError: unknown provider.
+        :raises UnknownProviderError: unknown provider.
         :raises core.settings.SettingsError: a saved or overriding value is invalid.
         """
         cls = self.registry.get(provider_id)
@@ -89,8 +89,11 @@ class AppContext:
         for provider_id, cls in sorted(self.registry.providers.items(), key=lambda kv: (kv[1].remote, kv[0])):
             try:
                 provider = cls(self.provider_config(provider_id))
-                availability = provider.availability()
-                key_source = provider.config.key_source
+                try:
+                    availability = provider.availability()
+                    key_source = provider.config.key_source
+                finally:
+                    provider.close()  # made only to ask: its HTTP session is not kept
             except Exception as exc:  # broken settings or a provider bug: show it, don't crash
                 availability = Availability("unavailable", str(exc))
                 key_source = "none"

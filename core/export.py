@@ -73,13 +73,14 @@ def write_json(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
 
 def export_file(
     store: Store,
-    path: Path,
+    path: Path | None,
     *,
     fmt: str | None = None,
     filter: RowFilter | None = None,
     bom: bool = True,
 ) -> int:
-    """Export the store's rows (all, or those ``filter`` selects) to a file.
+    """Export the store's rows (all, or those ``filter`` selects) to a file, or to standard
+    output when ``path`` is None (see :func:`export_rows`).
 
     :returns: how many rows were written.
     :raises ValueError: the format is unknown or cannot be told from the suffix.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from fractions import Fraction
-from typing import Mapping
+from typing import Iterable, Mapping
 
 #: The four recognition flags Kling documents, in the order we show them.
 FLAG_TYPES: tuple[str, ...] = ("head_seg", "face_seg", "cloth_seg", "object_seg")
@@ -29,6 +29,15 @@ class Problem:
     code: str
     message: str
     blocking: bool = True
+
+
+def is_valid(problems: Iterable[Problem]) -> bool:
+    """Tell whether a file may be sent.
+
+    :param problems: the problems :func:`core.validate.validate` found.
+    :returns: True when none of them is blocking (notes do not count).
+    """
+    return not any(p.blocking for p in problems)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,4 +195,4 @@ class Outcome:
 
     @property
     def valid(self) -> bool:
-        return not any(p.blocking for p in self.problems)
+        return is_valid(self.problems)

@@ -32,6 +32,11 @@ class PluginProblem:
     message: str
 
 
+class UnknownProviderError(KeyError):
+    """No provider has this id. A KeyError, so lookups read naturally; its own class, so a
+    KeyError from a bug elsewhere is never shown to a user as "no such provider"."""
+
+
 class ProviderRegistry:
     """Every provider class this installation offers, by id, plus what failed to load."""
 
@@ -101,9 +106,9 @@ class ProviderRegistry:
         return self._origin[provider_id]
 
     def get(self, provider_id: str) -> type[Provider]:
-        """:raises KeyError: with a sentence listing the known providers."""
+        """:raises UnknownProviderError: with a sentence listing the known providers."""
         try:
             return self.providers[provider_id]
         except KeyError:
             known = ", ".join(sorted(self.providers)) or "none"
-            raise KeyError(f"There is no provider called {provider_id!r}. Known: {known}.") from None
+            raise UnknownProviderError(f"There is no provider called {provider_id!r}. Known: {known}.") from None

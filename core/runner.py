@@ -54,7 +54,7 @@ from .retry import RetryPolicy
 from .scan import UNSTORABLE_NAME, iter_files
 from .store import Store
 from .validate import is_valid, validate
-from .worklist import PlannedImage, Worklist
+from .worklist import PAGE_SIZE, PlannedImage, Worklist
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class RunOptions:
     seed: int | None = None
     #: Files and images read back from the worklist at a time (memory stays flat whatever
     #: the number of files; a page is a few hundred kilobytes at most).
-    page_size: int = 500
+    page_size: int = PAGE_SIZE
 
 
 @dataclass(frozen=True)
@@ -307,15 +307,23 @@ class BatchRunner:
         return ("failed_before" if status is Status.FAILED else "known"), notes
 
     def _plan(self, worklist: Worklist, tally: "_ScanTally") -> Plan:
+        """Decide for every image once; the worklist keeps each decision for the later
+        passes (recording the invalid ones, the checks)."""
         provider = self.provider
         distinct, duplicates = worklist.collect_images(provider.id)
         invalid_by_code: Counter[str] = Counter(tally.unreadable)
         actions: Counter[str] = Counter()
+        decided: list[tuple[int, str]] = []
         for planned in worklist.images():
             action, problems = self._decide(planned)
             actions[action] += 1
+            decided.append((planned.seq, action))
             if action.startswith("invalid"):
                 invalid_by_code[_first_blocking_code(problems)] += 1
+            if len(decided) >= self.options.page_size:
+                worklist.set_actions(decided)
+                decided = []
+        worklist.set_actions(decided)
         unreadable = sum(tally.unreadable.values())
         return Plan(
             provider=provider.id,
@@ -335,23 +343,22 @@ class BatchRunner:
     def _record_invalid(self, store: Store, worklist: Worklist) -> None:
         """Record images that break the provider's rules as invalid for it (never sent)."""
         batch: list[Outcome] = []
-        for planned in worklist.images():
-            action, problems = self._decide(planned)
-            if action == "invalid":
-                image = planned.image
-                batch.append(Outcome(image.sha256, self.provider.id, image.path, Status.INVALID, problems))
-                if len(batch) >= SAVE_BATCH:
-                    store.save_outcomes(batch)
-                    batch = []
+        for planned in worklist.images(action="invalid"):
+            image = planned.image
+            problems = validate(image, self.provider.constraints)
+            batch.append(Outcome(image.sha256, self.provider.id, image.path, Status.INVALID, problems))
+            if len(batch) >= SAVE_BATCH:
+                store.save_outcomes(batch)
+                batch = []
         if batch:
             store.save_outcomes(batch)
 
     def _work(self, worklist: Worklist) -> Iterator[_Work]:
-        """The images to check, read from the worklist a page at a time."""
-        for planned in worklist.images():
-            action, notes = self._decide(planned)
-            if action == "check":
-                yield _Work(planned.image, notes)
+        """The images to check, read from the worklist a page at a time, each with the
+        problems that do not stop it (kept with its result)."""
+        for planned in worklist.images(action="check"):
+            problems = validate(planned.image, self.provider.constraints)
+            yield _Work(planned.image, tuple(p for p in problems if not p.blocking))
 
     # -- check: the worker pool -----------------------------------------------------------
 

@@ -87,7 +87,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from core.models import FLAG_TYPES, VERDICT_RULES, Face, Outcome, ProbedImage, Problem, ScannedFile, Status, verdicts
+from core.models import FLAG_TYPES, VERDICT_RULES, Face, Outcome, ProbedImage, Problem, ScannedFile, Status, is_valid, verdicts
 
 #: Problem codes that belong to a path rather than to the content behind it.
 PATH_LEVEL_CODES: frozenset[str] = frozenset({"extension_mismatch", "unreadable"})
@@ -317,19 +317,12 @@ class Store:
         writes, SQLite cannot wait for a lock another program holds for a moment and fails
         at once with "database is locked". Taking the lock up front makes busy_timeout apply.
         """
-        conn = self.db.conn
-        if conn.in_transaction:
+        if self.db.conn.in_transaction:
             with self.db.atomic():
                 yield
             return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(self.db.conn):
             yield
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     def __enter__(self) -> "Store":
         return self
@@ -414,7 +407,7 @@ class Store:
                     "width": probe.width,
                     "height": probe.height,
                     "problems": problems_to_json(content),
-                    "valid": int(not any(p.blocking for p in content)),
+                    "valid": int(is_valid(content)),
                 }
         with self.writing():
             if file_rows:
@@ -680,13 +673,21 @@ def _migrate(db: Database) -> None:
     both apply the same one."""
     if not MIGRATIONS.pending(db):
         return
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with _immediate(db.conn):
         MIGRATIONS.apply(db)
+
+
+@contextlib.contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back when the block raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
     except BaseException:
-        db.rollback()
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
-    db.commit()
+    conn.execute("COMMIT")
 
 
 # --- rows ------------------------------------------------------------------------------------

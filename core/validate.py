@@ -6,11 +6,12 @@ Pure functions over records: nothing here reads a file. Every problem has a stab
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 from types import MappingProxyType
-from typing import Iterable, Mapping
+from typing import Mapping
 
-from .models import Constraints, Problem, ProbedImage
+from .models import Constraints, Problem, ProbedImage, is_valid  # noqa: F401  (is_valid: this module's API too)
 from .probe import format_label
 
 #: Every problem code, file-intrinsic ones first, with a short label for filters and docs.
@@ -32,15 +33,6 @@ PROBLEM_CODES: Mapping[str, str] = MappingProxyType(
 )
 
 _MB = 1024 * 1024
-
-
-def is_valid(problems: Iterable[Problem]) -> bool:
-    """Tell whether a file may be sent.
-
-    :param problems: the problems :func:`validate` found.
-    :returns: True when none of them is blocking (notes do not count).
-    """
-    return not any(p.blocking for p in problems)
 
 
 def validate(image: ProbedImage, constraints: Constraints) -> tuple[Problem, ...]:
@@ -90,6 +82,7 @@ def _or_list(words: list[str]) -> str:
     return f"{', '.join(words[:-1])} or {words[-1]}"
 
 
+@functools.lru_cache(maxsize=8)  # one per set of rules in practice; validate runs per image
 def _ratio_words(ratio: Fraction) -> tuple[str, str]:
     """The wide and tall bounds in words: ('2.5:1', '1:2.5'), or ('16:9', '9:16')."""
     decimal = f"{float(ratio):.2f}".rstrip("0").rstrip(".")

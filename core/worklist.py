@@ -41,7 +41,8 @@ CREATE TABLE temp.batch_images (
     height INTEGER,
     problems TEXT NOT NULL,
     notes TEXT NOT NULL,
-    status TEXT
+    status TEXT,
+    action TEXT
 );
 """
 
@@ -78,11 +79,6 @@ class Worklist:
         self._conn.execute("DROP TABLE IF EXISTS temp.batch_files")
         self._conn.execute("DROP TABLE IF EXISTS temp.batch_images")
         self._conn.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        """Drop the tables (they also go when the store's connection closes)."""
-        self._conn.execute("DROP TABLE IF EXISTS temp.batch_files")
-        self._conn.execute("DROP TABLE IF EXISTS temp.batch_images")
 
     # -- the walk ------------------------------------------------------------------------
 
@@ -196,11 +192,19 @@ class Worklist:
         )
         return distinct, files - distinct
 
-    def images(self) -> Iterator[PlannedImage]:
+    def set_actions(self, actions: Iterable[tuple[int, str]]) -> None:
+        """Note what the batch does with each image, as (seq, action), so later passes read
+        only the images they act on."""
+        with self._conn:
+            self._conn.executemany("UPDATE temp.batch_images SET action = ? WHERE seq = ?", ((a, s) for s, a in actions))
+
+    def images(self, action: str | None = None) -> Iterator[PlannedImage]:
         """The images :meth:`collect_images` gathered, in path order, a page at a time.
 
         Each page is read whole before it is handed out, so the caller may write to the
         store while it iterates.
+
+        :param action: only the images :meth:`set_actions` gave this action; None for all.
         """
         page_size = self._page_size
         after = 0
@@ -208,9 +212,9 @@ class Worklist:
             rows = self._conn.execute(
                 """
                 SELECT seq, path, size, mtime_ns, sha256, format, width, height, problems, notes, status
-                FROM temp.batch_images WHERE seq > ? ORDER BY seq LIMIT ?
+                FROM temp.batch_images WHERE seq > ? AND (? IS NULL OR action = ?) ORDER BY seq LIMIT ?
                 """,
-                (after, page_size),
+                (after, action, action, page_size),
             ).fetchall()
             for seq, path, size, mtime_ns, sha256, fmt, width, height, problems, notes, status in rows:
                 image = ProbedImage(

@@ -31,9 +31,10 @@ from PySide6.QtWidgets import (
 from core import __version__
 from core.context import AppContext
 from core.events import FileSkipped, ProviderHalted, ScanProgress, Summary
-from core.export import export_rows
+from core.export import FORMATS, export_file, export_rows
 from core.logs import LOG_FILE_NAME
 from core.models import Outcome
+from core.plugins import UnknownProviderError
 from core.runner import BatchRunner, RunOptions
 from core.settings import SettingsError
 from core.store import RowFilter, Store, StoreError
@@ -341,7 +342,7 @@ class MainWindow(QMainWindow):
         provider_id = self.run_panel.provider_id()
         try:
             provider = self.context.create_provider(provider_id)
-        except (SettingsError, KeyError) as exc:
+        except (SettingsError, UnknownProviderError) as exc:
             self.show_error(f"{exc.args[0] if exc.args else exc} Fix it in Settings.")
             return False
         except OSError as exc:
@@ -460,7 +461,7 @@ class MainWindow(QMainWindow):
         if not path_text:
             return
         path = Path(path_text)
-        if path.suffix.lower() not in (".csv", ".json"):
+        if path.suffix.lower() not in FORMATS:
             path = path.with_name(path.name + EXPORT_FILTERS.get(chosen, ".csv"))
         self.window_settings.setValue("export/folder", str(path.parent))
         db_path = self.db_path
@@ -469,7 +470,7 @@ class MainWindow(QMainWindow):
             if isinstance(what, list):
                 return export_rows(what, path)
             with Store.open_readonly(db_path) as store:
-                return export_rows(store.query_rows(what), path)
+                return export_file(store, path, filter=what)
 
         self.statusBar().showMessage(f"Exporting to {path}…")
         call_in_background(work, lambda n: self._on_exported(path, n), lambda exc: self._on_export_failed(path, exc), self)

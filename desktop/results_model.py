@@ -269,21 +269,29 @@ class RefreshAnswer:
     error: str = ""
 
 
+def page_rows(store: Store, query: PageQuery, page_no: int) -> list[dict[str, Any]]:
+    """The rows of page ``page_no`` under ``query``'s filter and order, read from ``store``.
+
+    :raises StoreError, sqlite3.Error: the database cannot be read.
+    """
+    return list(
+        store.query_rows(
+            query.row_filter,
+            order_by=query.order_by,
+            descending=query.descending,
+            limit=PAGE_SIZE,
+            offset=page_no * PAGE_SIZE,
+        )
+    )
+
+
 def read_page(query: PageQuery) -> list[dict[str, Any]]:
     """Read one page with a read-only store of its own (a store belongs to one thread).
 
     :raises StoreError, sqlite3.Error: the database cannot be read.
     """
     with Store.open_readonly(query.database) as store:
-        return list(
-            store.query_rows(
-                query.row_filter,
-                order_by=query.order_by,
-                descending=query.descending,
-                limit=PAGE_SIZE,
-                offset=query.page_no * PAGE_SIZE,
-            )
-        )
+        return page_rows(store, query, query.page_no)
 
 
 def read_refresh(query: RefreshQuery) -> tuple[int, dict[int, list[dict[str, Any]]], list[str]]:
@@ -296,15 +304,7 @@ def read_refresh(query: RefreshQuery) -> tuple[int, dict[int, list[dict[str, Any
     with Store.open_readonly(query.database) as store, store.db.atomic():
         count = store.count_rows(query.row_filter)
         pages = {
-            page_no: list(
-                store.query_rows(
-                    query.row_filter,
-                    order_by=query.order_by,
-                    descending=query.descending,
-                    limit=PAGE_SIZE,
-                    offset=page_no * PAGE_SIZE,
-                )
-            )
+            page_no: page_rows(store, query, page_no)
             for page_no in query.page_numbers
             if page_no * PAGE_SIZE < count
         }
@@ -681,15 +681,7 @@ class ResultsModel(QAbstractTableModel):
         query = self._query(page_no)
         if query is not None:
             try:
-                rows = list(
-                    self._store.query_rows(
-                        query.row_filter,
-                        order_by=query.order_by,
-                        descending=query.descending,
-                        limit=PAGE_SIZE,
-                        offset=page_no * PAGE_SIZE,
-                    )
-                )
+                rows = page_rows(self._store, query, page_no)
             except (sqlite3.Error, StoreError) as exc:
                 self._report(exc)
         return self._keep(page_no, rows, self._version)

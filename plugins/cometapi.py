@@ -209,8 +209,9 @@ def _detail_and_code(body: dict[str, Any] | None, reply: Reply) -> tuple[str, st
 
 
 def _request_id(body: dict[str, Any] | None, detail: str) -> str | None:
-    if body is not None and _text(body.get("request_id")):
-        return _text(body.get("request_id"))
+    own = _text(body.get("request_id")) if body is not None else None
+    if own:
+        return own
     found = _GATEWAY_REQUEST_ID.search(detail)  # the gateway writes "(request id: ...)"
     return found.group(1) if found else None
 

@@ -65,7 +65,7 @@ class UseAPIProvider(HttpProvider):
         url = ctx.memo.get(image.sha256, UPLOAD_MEMO) if image.sha256 else None
         if url is None:
             reply = client.post(
-                UPLOAD_PATH, cancel=ctx.cancel, data=data, content_type=content_type, params=self._email_query()
+                UPLOAD_PATH, cancel=ctx.cancel, data=data, content_type=content_type, params=self._email_field()
             )
             upload_body = self._answer(reply)
             url = upload_body.get("url")
@@ -116,10 +116,8 @@ class UseAPIProvider(HttpProvider):
             raise client.error(ProviderStopped, say("useapi refused the settings", _error_text(body, reply)), reply)
         raise self._error_for(reply, body)
 
-    def _email_query(self) -> dict[str, str] | None:
-        return {"email": self.email} if self.email else None
-
     def _email_field(self) -> dict[str, str]:
+        """The account's email as a query parameter or a JSON field; empty when not set."""
         return {"email": self.email} if self.email else {}
 
     def _answer(self, reply: Reply) -> dict[str, Any]:

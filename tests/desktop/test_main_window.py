@@ -21,7 +21,6 @@ from core.store import RowFilter, Store
 from desktop.errors import ExceptionHook
 from desktop.main_window import MainWindow
 from desktop.queue_panel import QueueCounts
-from tests.fakes.fixtures import fake_cometapi  # noqa: F401
 from tests.fakes.cometapi import COMET_ERRORS, kling_error
 
 from .conftest import WAIT_MS

@@ -8,7 +8,6 @@ from PySide6.QtWidgets import QLabel
 
 from core.secrets import SERVICE
 from desktop.settings_dialog import SettingsDialog
-from tests.fakes.fixtures import fake_cometapi  # noqa: F401
 
 from .conftest import WAIT_MS, make_context
 

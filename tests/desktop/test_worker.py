@@ -13,7 +13,6 @@ from core.models import Outcome, Status
 from core.runner import BatchRunner, RunOptions
 from core.store import RowFilter, Store
 from desktop.worker import OutcomeBatch, RunSession, SkippedBatch, call_in_background, coalesce
-from tests.fakes.fixtures import fake_cometapi  # noqa: F401
 
 from .conftest import WAIT_MS
 
