@@ -54,6 +54,10 @@ _LABELS = {"JPEG": "JPG", "WEBP": "WebP", "JPEG2000": "JPEG 2000", "JXL": "JPEG 
 #: Pillow's plugin name for each format (pillow-heif registers "HEIF" when installed).
 _PILLOW_IDS = {fmt: fmt for fmt in FORMAT_EXTENSIONS} | {"HEIC": "HEIF"}
 
+#: What Pillow raises on a file it cannot decode (DecompressionBombError is no OSError):
+#: one tuple for every place that decodes pixels.
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+
 _CHUNK = 1024 * 1024
 _TAIL = 64 * 1024
 _PNG_END = b"\x00\x00\x00\x00IEND"  # an IEND chunk: zero length, then its type

@@ -7,6 +7,7 @@ the crops are decoded on a private thread pool; a newer selection makes older lo
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.console import VERDICT_LABELS
+from core.probe import DECODE_ERRORS
 
 from .face_overlay import FaceMark, FacePreview, displayed_box, normal_orientation, upright_size
 from .results_model import (
@@ -46,7 +48,7 @@ from .results_model import (
     problem_sentences,
     status_colour,
 )
-from .thumbnails import render_thumbnail
+from .thumbnails import render_thumbnail, to_qimage
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +59,6 @@ CROPS_PER_ROW = 4
 #: Narrower than this, the flags and the verdicts are shown one under the other.
 SIDE_BY_SIDE_WIDTH = 440
 EMPTY_MESSAGE = "Select a photo to see its details"
-
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 _FLAG_STATES = {True: "found", False: "not found", None: "cannot be told"}
 # Why a row has no face list, by status.
@@ -103,21 +103,16 @@ def load_preview(path: str, crop_paths: tuple[str, ...], token: int = 0) -> Load
             rgba = upright.convert("RGBA")
     except FileNotFoundError:
         return LoadedPreview(token, None, (0, 0), 1, f"The file is not there any more: {path}", crops)
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         return LoadedPreview(token, None, (0, 0), 1, f"This image cannot be shown: {exc}", crops)
-    return LoadedPreview(token, _to_qimage(rgba), stored_size, orientation, "", crops)
+    return LoadedPreview(token, to_qimage(rgba), stored_size, orientation, "", crops)
 
 
 def _load_crop(path: str) -> QImage | None:
     try:
-        return _to_qimage(render_thumbnail(path, CROP_SIDE * 2).convert("RGBA"))
-    except _DECODE_ERRORS:
+        return to_qimage(render_thumbnail(path, CROP_SIDE * 2).convert("RGBA"))
+    except DECODE_ERRORS:
         return None
-
-
-def _to_qimage(rgba: Image.Image) -> QImage:
-    data = rgba.tobytes()
-    return QImage(data, rgba.width, rgba.height, rgba.width * 4, QImage.Format.Format_RGBA8888).copy()
 
 
 def is_url(text: str) -> bool:
@@ -359,7 +354,6 @@ class DetailPane(QWidget):
         grid.addLayout(verdicts_box)
         grid.addStretch(1)
         layout.addWidget(checks)
-        self._checks = checks
 
         self.error = _value_label()
         self.error_heading = _heading("Error")
@@ -412,7 +406,7 @@ class DetailPane(QWidget):
         colour = status_colour(status, self.palette()).name()
         self.status.setText(
             f'<span style="color:{colour}">●</span> <b>{STATUS_LABELS.get(status, status)}</b>'
-            f" — {_escape(STATUS_HELP.get(status, ''))}"
+            f" — {html.escape(STATUS_HELP.get(status, ''), quote=False)}"
         )
 
         sentences = problem_sentences(row)
@@ -585,10 +579,6 @@ def _local_time(iso: str | None) -> str:
         return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
     except ValueError:
         return iso
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _dim(label: QLabel) -> None:

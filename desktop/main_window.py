@@ -226,7 +226,6 @@ class MainWindow(QMainWindow):
         toolbar.addAction(self.log_action)
         toolbar.addAction(self.settings_action)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
-        self.toolbar = toolbar
 
     def _wire(self) -> None:
         self.queue.changed.connect(self._update_run_controls)
@@ -386,7 +385,7 @@ class MainWindow(QMainWindow):
 
     @Slot(list)
     def _on_outcomes(self, outcomes: list[Outcome]) -> None:
-        self.results.note_outcomes([o.sha256 for o in outcomes])
+        self.results.note_outcomes(outcomes)
 
     @Slot(object)
     def _on_scan_progress(self, scan: ScanProgress) -> None:

@@ -443,10 +443,6 @@ class ResultsModel(QAbstractTableModel):
 
     # --- what is shown -----------------------------------------------------------------
 
-    @property
-    def store(self) -> Store | None:
-        return self._store
-
     def set_store(self, store: Store | None) -> None:
         """Show the rows of ``store`` (the caller keeps ownership and closes it).
 

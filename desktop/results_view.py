@@ -16,7 +16,7 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from PySide6.QtCore import (
     QItemSelection,
@@ -370,9 +370,6 @@ class ResultsPanel(QWidget):
         self.model.set_store(self._store)
         self._update_empty_state()
 
-    def database(self) -> Path | None:
-        return self._database
-
     def refresh(self) -> None:
         """Read the rows again, keeping the selection and scroll position where possible."""
         self._refresh_timer.stop()
@@ -431,12 +428,13 @@ class ResultsPanel(QWidget):
         self._emit_selection()
         self._refresh_cost += read_seconds + time.perf_counter() - started
 
-    def note_outcomes(self, shas: list[str]) -> None:
+    def note_outcomes(self, finished: Sequence[object]) -> None:
         """Images finished during a run: refresh soon, batching with whatever follows.
 
-        :param shas: their content hashes (any number, any rate).
+        :param finished: what finished (outcomes, or their hashes), any number at any rate;
+            only whether there is any matters.
         """
-        if not shas or self._refresh_timer.isActive():
+        if not finished or self._refresh_timer.isActive():
             return
         # Keep refreshing below REFRESH_SHARE of the UI thread's time, however slow a
         # refresh is on this database.

@@ -163,20 +163,17 @@ class RunPanel(QWidget):
 
         buttons = QHBoxLayout()
         buttons.setSpacing(4)
-        self.buttons: dict[str, QToolButton] = {}
-        for name, action in (("start", self.start_action), ("pause", self.pause_action), ("stop", self.stop_action)):
+        for action in (self.start_action, self.pause_action, self.stop_action):
             button = QToolButton()
             button.setDefaultAction(action)
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
             button.setSizePolicy(button.sizePolicy().Policy.Expanding, button.sizePolicy().Policy.Fixed)
             buttons.addWidget(button)
-            self.buttons[name] = button
         retry_row = QHBoxLayout()
         retry = QToolButton()
         retry.setDefaultAction(self.retry_action)
         retry.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         retry.setAutoRaise(True)
-        self.buttons["retry"] = retry
         retry_row.addWidget(retry)
         retry_row.addStretch(1)
 

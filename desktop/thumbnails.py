@@ -24,6 +24,8 @@ from PIL import Image, ImageOps
 from PySide6.QtCore import QObject, QPointF, QRectF, QRunnable, QSize, Qt, QThreadPool, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QImage, QPainter, QPainterPath, QPalette, QPen, QPixmap
 
+from core.probe import DECODE_ERRORS
+
 log = logging.getLogger(__name__)
 
 #: Longest side of a stored thumbnail, in pixels: sharp at 64 px on a 2× screen.
@@ -37,7 +39,6 @@ MAX_PENDING = 256
 SETTLE_MS = 80
 
 # What decoding a file can raise; DecompressionBombError is not an OSError.
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
 def thumbnail_file(folder: Path, sha256: str, side: int = THUMBNAIL_SIDE) -> Path:
@@ -71,18 +72,18 @@ def load_thumbnail(folder: Path, sha256: str, path: str, side: int = THUMBNAIL_S
     cached = thumbnail_file(folder, sha256, side)
     try:
         with Image.open(cached) as image:
-            return _to_qimage(image.convert("RGBA"))
+            return to_qimage(image.convert("RGBA"))
     except FileNotFoundError:
         pass
-    except _DECODE_ERRORS:
+    except DECODE_ERRORS:
         log.debug("Thumbnail cache file %s is unreadable; making it again", cached)
     try:
         thumbnail = render_thumbnail(path, side)
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         log.debug("No thumbnail for %s: %s", path, exc)
         return None
     _write_atomically(thumbnail, cached)
-    return _to_qimage(thumbnail.convert("RGBA"))
+    return to_qimage(thumbnail.convert("RGBA"))
 
 
 def _write_atomically(image: Image.Image, target: Path) -> None:
@@ -101,7 +102,8 @@ def _write_atomically(image: Image.Image, target: Path) -> None:
         log.debug("Cannot cache a thumbnail in %s: %s", target.parent, exc)
 
 
-def _to_qimage(rgba: Image.Image) -> QImage:
+def to_qimage(rgba: Image.Image) -> QImage:
+    """An RGBA Pillow image as a QImage that owns its pixels."""
     data = rgba.tobytes()
     # copy(): the QImage must own its pixels once ``data`` is gone.
     return QImage(data, rgba.width, rgba.height, rgba.width * 4, QImage.Format.Format_RGBA8888).copy()

@@ -31,6 +31,7 @@ from PIL import ExifTags, Image, ImageOps
 from core.errors import Cancelled, ImageRejected, ProviderStopped
 from core.hookspecs import hookimpl
 from core.models import Availability, CheckResult, Constraints, Face, ProbedImage
+from core.probe import DECODE_ERRORS
 from core.providers import CheckContext, Provider, SettingSpec
 
 if TYPE_CHECKING:
@@ -70,8 +71,6 @@ _TO_STORED = {
     8: lambda u, v, uw, uh: (uh - v, u),
 }
 
-# What Pillow raises on a file it cannot decode. DecompressionBombError is no OSError.
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
 def _import_yuface() -> ModuleType:
@@ -279,7 +278,7 @@ def _decode_upright(data: bytes, *, longest_at_least: int | None = None) -> tupl
         # picture costs a fifth of its decode.
         ImageOps.exif_transpose(image, in_place=True)
         upright = image if image.mode == "RGB" else image.convert("RGB")
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise ImageRejected(
             f"This image could not be decoded ({exc}); the file may be damaged inside."
         ) from exc
