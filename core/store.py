@@ -542,6 +542,11 @@ class Store:
         sql, params = _filtered_rows_sql(filter or RowFilter())
         return next(self.db.query(f"SELECT COUNT(*) AS n FROM ({sql})", params))["n"]
 
+    def has_rows(self) -> bool:
+        """:returns: whether :meth:`query_rows` would yield anything without a filter (one
+        row per file, so: whether any file is stored), without counting them."""
+        return next(self.db.query("SELECT 1 AS found FROM files LIMIT 1"), None) is not None
+
     def providers(self) -> list[str]:
         """:returns: the ids of the providers with results here, sorted."""
         return [row["provider"] for row in self.db.query("SELECT DISTINCT provider FROM results ORDER BY provider")]

@@ -30,6 +30,15 @@ def _svg_text(name: str) -> str:
     return (icons_dir() / f"{name}.svg").read_text(encoding="utf-8")
 
 
+@functools.lru_cache(maxsize=256)
+def _tinted_renderer(name: str, color: str) -> QSvgRenderer:
+    """The SVG ``name`` drawn in ``color``, parsed once: Qt keeps no pixmaps of a custom
+    engine, so every paint of every icon asks again. Keyed by colour, a palette switch
+    just takes other entries."""
+    svg = _svg_text(name).replace("currentColor", color)
+    return QSvgRenderer(QByteArray(svg.encode("utf-8")))
+
+
 class _TintedSvgEngine(QIconEngine):
     """Paints one SVG with ``currentColor`` replaced by the palette colour for the mode."""
 
@@ -45,8 +54,7 @@ class _TintedSvgEngine(QIconEngine):
             color = palette.color(QPalette.ColorRole.HighlightedText)
         else:
             color = palette.color(QPalette.ColorRole.WindowText)
-        svg = _svg_text(self._name).replace("currentColor", color.name())
-        return QSvgRenderer(QByteArray(svg.encode("utf-8")))
+        return _tinted_renderer(self._name, color.name())
 
     def paint(self, painter: QPainter, rect: QRect, mode: QIcon.Mode, state: QIcon.State) -> None:
         self._renderer(mode).render(painter, QRectF(rect))

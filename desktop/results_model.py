@@ -552,15 +552,16 @@ class ResultsModel(QAbstractTableModel):
                     return page_no * PAGE_SIZE + offset
         return None
 
-    def count_all(self) -> int:
-        """:returns: rows in the store whatever the filter (0 without a store)."""
+    def any_rows(self) -> bool:
+        """:returns: whether the store holds any row whatever the filter (False without a
+        store). One row is read, not a count: this runs on the UI thread."""
         if self._store is None:
-            return 0
+            return False
         try:
-            return self._store.count_rows(RowFilter())
+            return self._store.has_rows()
         except (sqlite3.Error, StoreError) as exc:
             self._report(exc)
-            return 0
+            return False
 
     # --- QAbstractTableModel --------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from PySide6.QtCore import (
     QItemSelection,
@@ -378,19 +378,28 @@ class ResultsPanel(QWidget):
             if self._database is not None and self._database.is_file():
                 self.set_database(self._database)
             return
-        selected = [index.row() for index in self.table.selectionModel().selectedRows()]
-        # A huge selection (select all) stays as it is: rows keep their numbers.
-        restore = len(selected) <= MAX_RESTORED
-        before = [(n, self.model.row_at(n)) for n in selected] if restore else []
-        current = self.table.currentIndex()
-        current_row = self.model.row_at(current) if current.isValid() and restore else None
+        _selected, before, current_row = self._selection_snapshot(self.model.row_at)
         self._update_providers()
         self.model.refresh()
-        if restore:
-            self._restore_selection([(n, row_key(row)) for n, row in before if row is not None], current_row)
+        if before is not None:
+            self._restore_selection(before, current_row)
         self._update_empty_state()
         self._emit_selection()
         self._refresh_cost = time.perf_counter() - started
+
+    def _selection_snapshot(
+        self, row_of: Callable[[int], Mapping[str, Any] | None]
+    ) -> tuple[list[int], list[tuple[int, tuple]] | None, Mapping[str, Any] | None]:
+        """What a refresh needs to put the selection back: the selected row numbers, then
+        (looked up with ``row_of``) the keys of those rows and the current row. A huge
+        selection (select all) is not put back, as its rows keep their numbers: then None
+        and None."""
+        selected = [index.row() for index in self.table.selectionModel().selectedRows()]
+        if len(selected) > MAX_RESTORED:
+            return selected, None, None
+        keys = [(n, row_key(row)) for n in selected if (row := row_of(n)) is not None]
+        current = self.table.currentIndex()
+        return selected, keys, row_of(current.row()) if current.isValid() else None
 
     def _refresh_in_background(self) -> None:
         """:meth:`refresh` for a run's results: the rows on screen and the selected ones are
@@ -399,12 +408,10 @@ class ResultsPanel(QWidget):
             self.refresh()  # the database the run is making: open it
             return
         started = time.perf_counter()
-        selected = [index.row() for index in self.table.selectionModel().selectedRows()]
-        restore = len(selected) <= MAX_RESTORED
         # Rows as they are in memory now: reading them here is what this refresh avoids.
-        before = [(n, self.model.loaded_row(n)) for n in selected] if restore else []
+        selected, before, current_row = self._selection_snapshot(self.model.loaded_row)
+        restore = before is not None
         current = self.table.currentIndex()
-        current_row = self.model.loaded_row(current.row()) if current.isValid() and restore else None
         first = max(self.table.rowAt(0), 0)
         last = self.table.rowAt(self.table.viewport().height() - 1)
         last = self.model.rowCount() - 1 if last < 0 else last
@@ -412,7 +419,7 @@ class ResultsPanel(QWidget):
         if not self.model.refresh_in_background(wanted):
             self._refresh_timer.start(REFRESH_INTERVAL_MS)  # one is still under way: try again
             return
-        self._live = ([(n, row_key(row)) for n, row in before if row is not None], current_row)
+        self._live = (before or [], current_row)
         self._refresh_cost = time.perf_counter() - started
 
     @Slot(float, list)
@@ -695,7 +702,7 @@ class ResultsPanel(QWidget):
         self.filter_bar.count.setText("")
         if self._problem:
             self.empty.set_message(("The results cannot be shown.", self._problem), offer_show_all=False)
-        elif self.current_filter() != RowFilter() and self.model.count_all():
+        elif self.current_filter() != RowFilter() and self.model.any_rows():
             self.empty.set_message(EMPTY_FILTER, offer_show_all=True)
         else:
             self.empty.set_message(EMPTY_DATABASE, offer_show_all=False)

@@ -296,8 +296,9 @@ class RunPanel(QWidget):
         self.pause_action.setEnabled(self._state in ("running", "pausing", "paused"))
         self.stop_action.setEnabled(self._state in ("running", "pausing", "paused"))
         paused = self._state in ("pausing", "paused")
-        self.pause_action.setText("&Resume" if paused else "&Pause")
-        self.pause_action.setIcon(icon("start" if paused else "pause"))
+        if self.pause_action.text() != ("&Resume" if paused else "&Pause"):  # a change repaints
+            self.pause_action.setText("&Resume" if paused else "&Pause")
+            self.pause_action.setIcon(icon("start" if paused else "pause"))
         self.provider_box.setEnabled(idle)
         if idle and not self._has_items and self.last_summary is None:
             self.stats_label.setText("Queue photos, then press Start.")

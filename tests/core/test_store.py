@@ -215,6 +215,9 @@ def test_known_statuses_are_per_provider(store):
     assert store.known_statuses("useapi") == {sha(1): Status.REJECTED}
     assert store.known_statuses("cometapi") == {}
     assert store.providers() == ["local", "useapi"]
+    assert not store.has_rows()  # results alone are no rows: rows are files
+    store.save_probes([probe("/p/a.jpg", sha(1))])
+    assert store.has_rows()
 
 
 def test_outcome_columns(store):
