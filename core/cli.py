@@ -22,7 +22,7 @@ import click
 from . import __version__
 from .console import ProgressDisplay, RowTally, describe_plan, progress_line, scan_line, summary_table
 from .context import AppContext
-from .errors import ProviderError
+from .errors import ProviderError, database_error_sentence, os_error_sentence
 from .events import FileSkipped, Finished, ImageFinished, Plan, ProviderHalted, ScanProgress, Waiting
 from .export import FORMATS, export_file, export_rows
 from .logs import setup_logging
@@ -55,10 +55,9 @@ def friendly_errors(fn: Callable) -> Callable:
         except UnknownProviderError as exc:  # the registry's message is a sentence
             raise UserError(exc.args[0] if exc.args else str(exc)) from None
         except sqlite3.DatabaseError as exc:
-            raise click.ClickException(f"The results database could not be used: {exc}.") from None
+            raise click.ClickException(database_error_sentence(exc)) from None
         except OSError as exc:
-            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-            raise click.ClickException(f"{exc.strerror or exc}{where}.") from None
+            raise click.ClickException(os_error_sentence(exc)) from None
 
     return wrapper
 

@@ -82,3 +82,17 @@ class ProtocolError(ProviderError):
 
 class Cancelled(Exception):
     """The user stopped the batch while this call was in flight or waiting."""
+
+
+# -- sentences for errors a user can cause or fix, shared by the CLI and the desktop ---------
+
+
+def database_error_sentence(exc: Exception) -> str:
+    """For an ``sqlite3.DatabaseError`` that escaped the store (a damaged file, a full disk)."""
+    return f"The results database could not be used: {exc}."
+
+
+def os_error_sentence(exc: OSError) -> str:
+    """The system's reason, and the file it concerns when known, without the errno noise."""
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    return f"{exc.strerror or exc}{where}."

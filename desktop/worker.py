@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from PySide6.QtCore import QObject, QThread, QThreadPool, QTimer, Signal, Slot
 
+from core.errors import database_error_sentence, os_error_sentence
 from core.events import FileSkipped, Finished, ImageFinished, Paused, Plan, Progress, ProviderHalted, ScanProgress, Waiting
 from core.models import Outcome
 from core.runner import BatchRunner
@@ -181,10 +182,9 @@ class _RunWorker(QObject):
         except (StoreError, SettingsError) as exc:
             self._post(RunFailed(str(exc)))
         except sqlite3.DatabaseError as exc:
-            self._post(RunFailed(f"The results database could not be used: {exc}."))
+            self._post(RunFailed(database_error_sentence(exc)))
         except OSError as exc:
-            where = f" ({exc.filename})" if exc.filename else ""
-            self._post(RunFailed(f"The run stopped: {exc.strerror or exc}{where}."))
+            self._post(RunFailed(f"The run stopped: {os_error_sentence(exc)}"))
         except Exception:
             sys.excepthook(*sys.exc_info())  # a bug: logged and shown with a report
             self._post(RunFailed("The run stopped because of an unexpected error; the details are in the log."))
