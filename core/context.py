@@ -48,9 +48,17 @@ class AppContext:
         self.environ = os.environ if environ is None else environ
         self.paths = (paths or app_paths(self.environ)).ensure()
         self.redactor = redactor or Redactor()
-        self.keystore = keystore or KeyStore(environ=self.environ, redactor=self.redactor)
+        self._keystore = keystore
         self.registry = registry or ProviderRegistry()
         self.settings: AppSettings = load_settings(self.paths)
+
+    @property
+    def keystore(self) -> KeyStore:
+        """The key store, opened on first use: finding the system's keychain takes tens of
+        milliseconds, and most commands (an offline scan, an export) never read a key."""
+        if self._keystore is None:
+            self._keystore = KeyStore(environ=self.environ, redactor=self.redactor)
+        return self._keystore
 
     def save_settings(self, settings: AppSettings) -> None:
         save_settings(self.paths, settings)
