@@ -130,10 +130,6 @@ def print_table(title: str, figures: Sequence[Figure], notes: Sequence[str] = ()
     sys.stdout.flush()
 
 
-def goal_at_least(value: float, goal: float) -> bool:
-    return value >= goal
-
-
 def goal_at_most(value: float, goal: float) -> bool:
     return value <= goal
 

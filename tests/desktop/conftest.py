@@ -96,3 +96,20 @@ def no_leaks(qtbot) -> Iterator[list]:
         assert running == [], f"threads still running: {running}"
         active = [_describe(t) for t in widget.findChildren(QTimer) if t.isActive()]
         assert active == [], f"timers still running: {active}"
+
+
+@pytest.fixture(scope="session")
+def template_results_db(tmp_path_factory) -> tuple[Path, list]:
+    """The shared 1,000-row database, built once for the whole run; never written to."""
+    from tests.desktop.results_data import build_results_db
+
+    path = tmp_path_factory.mktemp("template") / "results.db"
+    return path, build_results_db(path)
+
+
+@pytest.fixture
+def results_db(tmp_path, template_results_db) -> tuple[Path, list]:
+    """A private copy of the 1,000-row database and its specs: tests may write to it."""
+    path = tmp_path / "results.db"
+    shutil.copyfile(template_results_db[0], path)
+    return path, template_results_db[1]

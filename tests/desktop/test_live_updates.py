@@ -11,8 +11,9 @@ from core.models import Outcome, ProbedImage, Status  # noqa: E402
 from core.store import RowFilter, Store  # noqa: E402
 from desktop.results_model import COLUMN_INDEX, PAGE_SIZE  # noqa: E402
 from desktop.thumbnails import ThumbnailCache  # noqa: E402
-from tests.desktop.test_results_model import ROWS, model, records, results_db, spec, store, template_db  # noqa: E402,F401
-from tests.desktop.test_results_view import context, database, make_panel, panel, select_rows, template_database  # noqa: E402,F401
+from tests.desktop.results_data import ROWS, records, spec  # noqa: E402
+from tests.desktop.test_results_model import model, store  # noqa: E402,F401
+from tests.desktop.test_results_view import context, make_panel, panel, select_rows  # noqa: E402,F401
 from tests.imagefiles import make_jpeg  # noqa: E402
 
 
@@ -53,10 +54,10 @@ def test_painting_a_page_reads_the_next_one_ahead(model, qtbot):
     assert model.loaded_row(PAGE_SIZE) is not None
 
 
-def test_noted_outcomes_refresh_in_the_background_and_keep_the_selection(panel, database, qtbot):
+def test_noted_outcomes_refresh_in_the_background_and_keep_the_selection(panel, results_db, qtbot):
     select_rows(panel, 3)
     chosen = panel.model.row_at(3)["path"]
-    with Store(database[0]) as writer:  # two files that sort before it
+    with Store(results_db[0]) as writer:  # two files that sort before it
         writer.save_probes([ProbedImage(f"/photos/f0/aaa_{n}.jpg", 100, 1, f"{n:x}" * 64, "JPEG", 400, 400) for n in (10, 11)])
     with qtbot.waitSignal(panel.model.refreshed, timeout=10_000):
         panel.note_outcomes(["x"])

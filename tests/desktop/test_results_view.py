@@ -2,7 +2,6 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import shutil  # noqa: E402
 
 import pytest  # noqa: E402
 from keyring.backends import null  # noqa: E402
@@ -16,7 +15,7 @@ from core.secrets import KeyStore  # noqa: E402
 from core.store import RowFilter, Store  # noqa: E402
 from desktop.results_model import COLUMN_INDEX  # noqa: E402
 from desktop.results_view import EMPTY_DATABASE, EMPTY_FILTER, QUICK_FILTERS, ResultsPanel, row_filter_for  # noqa: E402
-from tests.desktop.test_results_model import ROWS, build_results_db, records, spec  # noqa: E402
+from tests.desktop.results_data import ROWS, build_results_db, records, spec  # noqa: E402
 
 # What each quick filter must keep, decided from the records the database was built from.
 QUICK_EXPECTATIONS = {
@@ -55,24 +54,10 @@ def make_panel(qtbot, context):
         assert panel.thumbnails.wait(0) and panel.detail.wait(0)
 
 
-@pytest.fixture(scope="module")
-def template_database(tmp_path_factory):
-    path = tmp_path_factory.mktemp("template") / "results.db"
-    return path, build_results_db(path)
-
-
 @pytest.fixture
-def database(tmp_path, template_database):
-    """A private copy of a 1,000-row database (built once per module)."""
-    path = tmp_path / "results.db"
-    shutil.copyfile(template_database[0], path)
-    return path, template_database[1]
-
-
-@pytest.fixture
-def panel(make_panel, database):
+def panel(make_panel, results_db):
     made = make_panel()
-    made.set_database(database[0])
+    made.set_database(results_db[0])
     return made
 
 
@@ -157,8 +142,8 @@ def test_a_file_that_is_not_a_results_database_says_why(make_panel, tmp_path, qt
 
 
 @pytest.mark.parametrize("quick", list(QUICK_FILTERS))
-def test_quick_filter_buttons_keep_exactly_the_matching_rows(panel, database, quick):
-    specs = database[1]
+def test_quick_filter_buttons_keep_exactly_the_matching_rows(panel, results_db, quick):
+    specs = results_db[1]
     panel.filter_bar.quick_actions[quick].trigger()
     assert panel.current_filter() == row_filter_for(quick)
     assert paths_shown(panel) == {s.path for s in specs if QUICK_EXPECTATIONS[quick](s)}
@@ -174,11 +159,11 @@ def test_quick_filters_map_to_store_filters():
         row_filter_for("bogus")
 
 
-def test_search_waits_for_a_pause_in_typing(panel, database, qtbot):
+def test_search_waits_for_a_pause_in_typing(panel, results_db, qtbot):
     panel.filter_bar.search.setText("IMG_01")
     assert panel.model.row_filter().text is None  # not yet: the debounce timer runs
     qtbot.waitUntil(lambda: panel.model.row_filter().text == "IMG_01")
-    assert paths_shown(panel) == {s.path for s in database[1] if "img_01" in s.path}
+    assert paths_shown(panel) == {s.path for s in results_db[1] if "img_01" in s.path}
     assert panel.current_filter().text == "IMG_01"
 
 
@@ -274,9 +259,9 @@ def test_export_button_asks_for_the_current_filter(panel, qtbot):
 # --- live updates ------------------------------------------------------------------------------
 
 
-def test_a_stream_of_outcomes_is_batched_into_one_refresh(panel, database, qtbot):
+def test_a_stream_of_outcomes_is_batched_into_one_refresh(panel, results_db, qtbot):
     new = [spec(i) for i in range(ROWS, ROWS + 5)]
-    with Store(database[0]) as writer:
+    with Store(results_db[0]) as writer:
         writer.save_probes(records(new)[0])
     inserts = []
     panel.model.rowsInserted.connect(lambda *args: inserts.append(args))
@@ -286,11 +271,11 @@ def test_a_stream_of_outcomes_is_batched_into_one_refresh(panel, database, qtbot
     assert len(inserts) == 1
 
 
-def test_refresh_keeps_the_selected_photo_selected_when_rows_move(panel, database, qtbot):
+def test_refresh_keeps_the_selected_photo_selected_when_rows_move(panel, results_db, qtbot):
     select_rows(panel, 3)
     chosen = panel.model.row_at(3)["path"]
     assert chosen.startswith("/photos/f0/img_")
-    with Store(database[0]) as writer:  # two files that sort before it
+    with Store(results_db[0]) as writer:  # two files that sort before it
         writer.save_probes([ProbedImage(f"/photos/f0/aaa_{n}.jpg", 100, 1, f"{n:x}" * 64, "JPEG", 400, 400) for n in (10, 11)])
     panel.refresh()
     assert panel.model.row_at(5)["path"] == chosen
@@ -298,11 +283,11 @@ def test_refresh_keeps_the_selected_photo_selected_when_rows_move(panel, databas
     assert panel.detail.row()["path"] == chosen
 
 
-def test_refresh_updates_the_detail_pane_when_the_selected_row_changes(panel, database, qtbot):
+def test_refresh_updates_the_detail_pane_when_the_selected_row_changes(panel, results_db, qtbot):
     pending = next(n for n in range(ROWS) if panel.model.row_at(n)["status"] == "pending")
     select_rows(panel, pending)
     row = panel.model.row_at(pending)
-    with Store(database[0]) as writer:
+    with Store(results_db[0]) as writer:
         writer.save_outcomes([Outcome(row["sha256"], "local", row["path"], Status.FAILED, error="Gone.", attempts=1)])
     with qtbot.waitSignal(panel.selection_changed) as changed:
         panel.refresh()
@@ -313,10 +298,10 @@ def test_refresh_updates_the_detail_pane_when_the_selected_row_changes(panel, da
 # --- state ---------------------------------------------------------------------------------------
 
 
-def test_state_round_trips_through_qsettings(make_panel, database, tmp_path, qtbot):
+def test_state_round_trips_through_qsettings(make_panel, results_db, tmp_path, qtbot):
     settings = QSettings(str(tmp_path / "state.ini"), QSettings.Format.IniFormat)
     first = make_panel()
-    first.set_database(database[0])
+    first.set_database(results_db[0])
     first.table.horizontalHeader().resizeSection(COLUMN_INDEX["file"], 333)
     first.table.sortByColumn(COLUMN_INDEX["size"], Qt.SortOrder.DescendingOrder)
     first.filter_bar.quick_actions["passed"].trigger()
@@ -328,7 +313,7 @@ def test_state_round_trips_through_qsettings(make_panel, database, tmp_path, qtb
     settings.sync()
 
     second = make_panel()
-    second.set_database(database[0])
+    second.set_database(results_db[0])
     second.restore_state(QSettings(str(tmp_path / "state.ini"), QSettings.Format.IniFormat))
     assert second.table.horizontalHeader().sectionSize(COLUMN_INDEX["file"]) == 333
     assert second.model.sort_order() == (COLUMN_INDEX["size"], Qt.SortOrder.DescendingOrder)

@@ -172,7 +172,6 @@ class FakeCometAPI(FakeServer):
 
     name = "cometapi"
     endpoints = ("recognize",)
-    errors_by_name = COMET_ERRORS
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -62,7 +62,6 @@ class FakeUseAPI(FakeServer):
 
     name = "useapi"
     endpoints = ("upload", "faces", "asset")
-    errors_by_name = USEAPI_ERRORS
 
     def __init__(self, *, accounts: Sequence[str] = (DEFAULT_ACCOUNT,), **options: Any) -> None:
         super().__init__(**options)
