@@ -6,7 +6,8 @@ import pytest
 
 from core.export import CSV_COLUMNS, export_file, write_csv, write_json
 from core.models import CheckResult, Face, Outcome, ProbedImage, Problem, Status
-from core.store import RowFilter, Store
+from core.store import RowFilter
+from tests.core.records import sha
 
 TRICKY_NAMES = [
     "=HYPERLINK(\"x\").jpg",
@@ -20,16 +21,6 @@ TRICKY_NAMES = [
     "emoji 📸🙂.jpg",
     "Фото 写真 صورة.jpg",
 ]
-
-
-def sha(n: int) -> str:
-    return f"{n:064x}"
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "results.db") as s:
-        yield s
 
 
 @pytest.fixture

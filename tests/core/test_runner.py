@@ -12,12 +12,11 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from core.errors import ImageRejected, NotProcessed, OutcomeUnknown, ProtocolError, ProviderStopped, RateLimited
 from core.events import FileSkipped, Finished, ImageFinished, Paused, Plan, ProviderHalted, Waiting
-from core.models import CheckResult, Status
+from core.models import CheckResult
 from core.providers import Provider, ProviderConfig
 from core.retry import RetryPolicy
 from core.runner import BatchRunner, RunOptions

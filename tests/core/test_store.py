@@ -5,35 +5,18 @@ from decimal import Decimal
 
 import pytest
 
-from core.models import CheckResult, Face, Outcome, ProbedImage, Problem, ScannedFile, Status
+from core.models import CheckResult, Face, Outcome, Problem, ScannedFile, Status
 from core.store import LOOKUP_CHUNK, MIGRATIONS, ROW_COLUMNS, RowFilter, Store, StoreError
+from tests.core.records import probe, sha, unreadable
 
 MISMATCH = Problem("extension_mismatch", "photo.jpg holds a PNG image.", blocking=False)
 TRUNCATED = Problem("truncated", "The image data ends early.")
 TOO_SMALL = Problem("too_small", "200 × 200 is smaller than 300 px.")
 
 
-def sha(n: int) -> str:
-    return f"{n:064x}"
-
-
-def probe(path, digest, *, size=1000, mtime_ns=1, problems=(), fmt="JPEG", width=800, height=600):
-    return ProbedImage(path, size, mtime_ns, digest, fmt, width, height, tuple(problems))
-
-
-def unreadable(path, *, size=10, mtime_ns=1):
-    return ProbedImage(path, size, mtime_ns, None, None, None, None, (Problem("unreadable", "Permission denied."),))
-
-
 def checked(digest, path, *, provider="local", faces=(), **flags):
     result = CheckResult(faces=tuple(faces) if faces is not None else None, **flags)
     return Outcome(digest, provider, path, Status.CHECKED, result=result, attempts=1, duration_ms=20)
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "results.db") as s:
-        yield s
 
 
 def paths_of(rows):

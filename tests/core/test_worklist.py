@@ -3,32 +3,17 @@ one row per content, and pages that survive writes in between."""
 
 import sqlite3
 
-import pytest
-
 from core.models import Outcome, ProbedImage, Problem, ScannedFile, Status
-from core.store import RowFilter, Store
+from core.store import RowFilter
 from core.worklist import Worklist
+from tests.core.records import probe, sha
 
 MISMATCH = Problem("extension_mismatch", "photo.jpg holds a PNG image.", blocking=False)
 TRUNCATED = Problem("truncated", "The image data ends early.")
 
 
-def sha(n: int) -> str:
-    return f"{n:064x}"
-
-
-def probe(path, digest, *, size=1000, mtime_ns=1, problems=()):
-    return ProbedImage(path, size, mtime_ns, digest, "JPEG", 800, 600, tuple(problems))
-
-
 def found(p: ProbedImage) -> ScannedFile:
     return ScannedFile(p.path, p.size, p.mtime_ns)
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "results.db") as s:
-        yield s
 
 
 def test_unprobed_lists_new_changed_and_unreadable_files_in_path_order_across_pages(store):
