@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
 import logging
 import os
@@ -21,6 +20,7 @@ from core.store import RowFilter, Store
 from desktop.errors import ExceptionHook
 from desktop.main_window import MainWindow
 from desktop.queue_panel import QueueCounts
+from tests.conftest import read_export_csv
 from tests.fakes.cometapi import COMET_ERRORS, kling_error
 
 from .conftest import WAIT_MS
@@ -156,8 +156,7 @@ def test_an_offline_run_finds_the_faces_and_exports_csv(qtbot, window, photos, m
     with qtbot.waitSignal(window.export_finished, timeout=WAIT_MS) as exported:
         window.export_all_action.trigger()
     assert exported.args == [str(everything), 16]
-    with everything.open(encoding="utf-8-sig", newline="") as f:
-        table = list(csv.DictReader(f))
+    table = read_export_csv(everything)
     assert len(table) == 16
     assert {row["file"] for row in table if row["face_count"] not in ("", "0")} == FACES
 

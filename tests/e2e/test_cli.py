@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, read_export_csv
 
 FACE_PHOTOS = ["sk_astronaut.png", "sk_camera.png", "mpl_grace_hopper.jpg", "fr_obama.jpg", "fr_biden.jpg"]
 NO_FACE_PHOTOS = ["sk_coffee.png", "sk_chelsea.png", "sk_rocket.png", "china.jpg", "flower.jpg"]
@@ -38,17 +37,12 @@ def cli(*args: str, home: Path, timeout: float = 120, **kw) -> subprocess.Comple
     )
 
 
-def read_csv(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def test_scan_of_the_samples_gives_the_right_summary_and_csv(tmp_path):
     out = tmp_path / "samples.csv"
     result = cli("scan", str(SAMPLES), "--provider", "local", "--export", str(out), home=tmp_path / "home")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    rows = {row["file"]: row for row in read_csv(out)}
+    rows = {row["file"]: row for row in read_export_csv(out)}
     assert set(rows) == set(FACE_PHOTOS) | set(NO_FACE_PHOTOS) | set(INVALID) | {"coffee_really_a_png.jpg"}
     for name in FACE_PHOTOS:
         assert (rows[name]["status"], rows[name]["face_seg"], rows[name]["verdict_avatar"]) == ("checked", "yes", "yes")
@@ -113,7 +107,7 @@ def test_export_filters_and_formats(tmp_path):
     assert cli("scan", str(SAMPLES), home=home).returncode == 0
     avatar = tmp_path / "avatar.csv"
     assert cli("export", "--verdict", "avatar", "--out", str(avatar), home=home).returncode == 0
-    assert sorted(r["file"] for r in read_csv(avatar)) == sorted(FACE_PHOTOS)
+    assert sorted(r["file"] for r in read_export_csv(avatar)) == sorted(FACE_PHOTOS)
     invalid = cli("export", "--status", "invalid", "--format", "json", home=home)
     assert invalid.returncode == 0
     items = json.loads(invalid.stdout)

@@ -7,7 +7,6 @@ outside make, these tests are skipped with the reason.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import ROOT, SAMPLES, read_export_csv
 
 FROZEN_ENV = "KLING_PREFLIGHT_FROZEN_DIR"
 
@@ -53,8 +52,7 @@ def test_the_frozen_cli_scans_the_samples_into_a_csv(frozen, tmp_path):
     out = tmp_path / "samples.csv"
     result = run(frozen / "kling-preflight", "scan", str(SAMPLES), "--export", str(out), home=tmp_path / "home")
     assert result.returncode == 0, result.stdout + result.stderr
-    with open(out, encoding="utf-8-sig", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_export_csv(out)
     assert len(rows) == 16
     faces = sorted(r["file"] for r in rows if r["face_count"] == "1")
     assert faces == ["fr_biden.jpg", "fr_obama.jpg", "mpl_grace_hopper.jpg", "sk_astronaut.png", "sk_camera.png"]

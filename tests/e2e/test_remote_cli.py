@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import csv
 import hashlib
 import json
 import os
@@ -28,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from core.models import FLAG_TYPES
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import ROOT, SAMPLES, read_export_csv
 from tests.fakes.cometapi import COMET_ERRORS, COST, kling_error
 from tests.fakes.server import Delay, EndpointCount, RecordedRequest, Respond, Succeed
 from tests.fakes.useapi import ASSET_PREFIX, DEFAULT_ACCOUNT
@@ -89,8 +88,7 @@ def configure(home: Path, provider: str, *assignments: str) -> None:
 
 
 def read_csv(path: Path) -> dict[str, dict]:
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        return {row["file"]: row for row in csv.DictReader(f)}
+    return {row["file"]: row for row in read_export_csv(path)}
 
 
 def db_rows(db: Path, provider: str) -> dict[str, dict]:

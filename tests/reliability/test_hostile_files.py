@@ -13,7 +13,6 @@ to .xlsx, with formula evaluation on, and the workbook must hold no formula.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -35,7 +34,7 @@ from core.retry import RetryPolicy
 from core.runner import BatchRunner, RunOptions
 from core.store import RowFilter, Store
 from plugins.local import LocalProvider
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, read_export_csv
 from tests.imagefiles import (
     make_jpeg,
     make_png_claiming,
@@ -178,8 +177,7 @@ def check_results(root: Path, db: Path, events: list, expect: dict) -> dict[str,
 
 
 def check_csv(path: Path, names: set[str], root: Path) -> list[dict]:
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_export_csv(path)
     assert len(rows) == len(names)
     for row in rows:
         for column, cell in row.items():
