@@ -390,9 +390,7 @@ def settings_show(app: AppContext) -> None:
 def settings_set(app: AppContext, provider_id: str, assignments) -> None:
     """Change settings of PROVIDER, e.g. `settings set useapi email=me@example.com`."""
     cls = app.registry.get(provider_id)
-    new = app.settings
-    for name, value in _overrides(app, provider_id, assignments).items():
-        new = new.with_provider_value(provider_id, name, value)
+    new = app.settings.with_provider_values(provider_id, _overrides(app, provider_id, assignments))
     resolve_provider_settings(new, cls)  # validate before saving
     app.save_settings(new)
     click.echo(f"Saved to {app.paths.settings}")

@@ -71,9 +71,7 @@ class AppContext:
         :raises core.settings.SettingsError: a saved or overriding value is invalid.
         """
         cls = self.registry.get(provider_id)
-        settings = self.settings
-        for name, value in (overrides or {}).items():
-            settings = settings.with_provider_value(provider_id, name, value)
+        settings = self.settings.with_provider_values(provider_id, overrides) if overrides else self.settings
         resolved = resolve_provider_settings(settings, cls)
         lookup = self.keystore.get(provider_id, cls.key_env) if cls.key_env else None
         data_dir = self.paths.crops if provider_id == "local" else self.paths.home / "providers" / provider_id

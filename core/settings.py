@@ -84,9 +84,19 @@ class AppSettings:
 
         :raises ValueError: the name looks like a key.
         """
-        refuse_key_like_name(name)
-        providers = {pid: dict(values) for pid, values in self.providers.items()}
-        providers.setdefault(provider_id, {})[name] = value
+        return self.with_provider_values(provider_id, {name: value})
+
+    def with_provider_values(self, provider_id: str, values: Mapping[str, Any]) -> "AppSettings":
+        """:returns: a copy with these settings of one provider set (the others kept).
+
+        :raises ValueError: a name looks like a key.
+        """
+        if not values:
+            return self
+        for name in values:
+            refuse_key_like_name(name)
+        providers = {pid: dict(saved) for pid, saved in self.providers.items()}
+        providers.setdefault(provider_id, {}).update(values)
         return replace(self, providers=providers)
 
     def with_recent_folder(self, path: str | os.PathLike[str]) -> "AppSettings":

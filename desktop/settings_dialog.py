@@ -372,9 +372,8 @@ class SettingsDialog(QDialog):
             page.clear_errors()
             saved = self.context.settings.providers.get(pid, {})
             defaults = {spec.name: spec.default for spec in page.cls.settings_spec}
-            for name, value in page.values().items():
-                if name in saved or value != defaults.get(name):
-                    new = new.with_provider_value(pid, name, value)
+            changed = {name: value for name, value in page.values().items() if name in saved or value != defaults.get(name)}
+            new = new.with_provider_values(pid, changed)
         for pid, page in self.pages.items():
             try:
                 resolved = resolve_provider_settings(new, page.cls)
@@ -382,9 +381,8 @@ class SettingsDialog(QDialog):
                 page.show_setting_error(exc.setting, _setting_sentence(exc))
                 self._show_page(pid)
                 return False
-            for name in new.providers.get(pid, {}):
-                if name in resolved:  # saved as core reads them: "https://x.test/" as "https://x.test"
-                    new = new.with_provider_value(pid, name, resolved[name])
+            # Saved as core reads them: "https://x.test/" as "https://x.test".
+            new = new.with_provider_values(pid, {name: resolved[name] for name in new.providers.get(pid, {}) if name in resolved})
         for pid, page in self.pages.items():
             if not page.store_key():
                 self._show_page(pid)
