@@ -122,6 +122,15 @@ class _TerminalFormatter(logging.Formatter):
         return f"{line} (details in {self.log_file})" if saved[1] or saved[0] else line
 
 
+def remove_handlers() -> None:
+    """Take off and close the handlers :func:`setup_logging` installed (others stay)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.get_name() in HANDLER_NAMES:
+            root.removeHandler(handler)
+            handler.close()
+
+
 def setup_logging(paths: AppPaths, *, verbose: bool = False, redactor: Redactor) -> logging.Logger:
     """Send the whole process's logging to a rotating file and warnings to stderr, redacted.
 
@@ -133,11 +142,7 @@ def setup_logging(paths: AppPaths, *, verbose: bool = False, redactor: Redactor)
     :returns: the root logger, which now carries the handlers.
     """
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler.get_name() in HANDLER_NAMES:
-            root.removeHandler(handler)
-            handler.close()
-
+    remove_handlers()
     redacting = RedactingFilter(redactor)
     formatter = logging.Formatter(_FORMAT)
     paths.logs.mkdir(parents=True, exist_ok=True)

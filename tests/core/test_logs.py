@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from core.errors import ProviderStopped
-from core.logs import HANDLER_NAMES, LOG_FILE_NAME, RedactingFilter, Redactor, setup_logging
+from core.logs import HANDLER_NAMES, LOG_FILE_NAME, RedactingFilter, Redactor, remove_handlers, setup_logging
 from core.paths import app_paths
 from core.secrets import KeyStore
 from tests.keyring_backend import MemoryKeyring
@@ -31,10 +31,7 @@ def logging_to(paths, capsys):
         return redactor
 
     yield setup
-    for handler in list(root.handlers):
-        if handler.get_name() in HANDLER_NAMES:
-            root.removeHandler(handler)
-            handler.close()
+    remove_handlers()
     root.setLevel(level)
 
 

@@ -30,7 +30,7 @@ from keyring.backends import fail
 from PIL import Image
 
 from core.context import AppContext
-from core.logs import HANDLER_NAMES, Redactor, setup_logging
+from core.logs import Redactor, remove_handlers, setup_logging
 from core.paths import AppPaths
 from core.secrets import KeyStore
 from tests.fakes import FakeCometAPI, FakeUseAPI
@@ -125,10 +125,7 @@ def make_app() -> Iterator[Callable[[Path, Mapping[str, str]], AppContext]]:
         return app
 
     yield make
-    for handler in list(root.handlers):
-        if handler.get_name() in HANDLER_NAMES:
-            root.removeHandler(handler)
-            handler.close()
+    remove_handlers()
     root.setLevel(level)
 
 

@@ -10,7 +10,6 @@ captured output of the command line) and looks for every key the suite handed ou
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ from click.testing import CliRunner
 
 from core.cli import main
 from core.events import Finished
-from core.logs import HANDLER_NAMES
+from core.logs import remove_handlers
 from core.runner import BatchRunner, RunOptions
 from tests.fakes import Respond
 from tests.fakes.cometapi import kling_error
@@ -66,11 +65,7 @@ def run_cli(tmp_path):
         return CliRunner().invoke(main, list(args), env=env)
 
     yield run
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler.get_name() in HANDLER_NAMES:
-            root.removeHandler(handler)
-            handler.close()
+    remove_handlers()
 
 
 def assert_refused(result) -> None:
