@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Mapping
 
 import pytest
 
@@ -11,6 +12,20 @@ pytest_plugins = ["tests.fakes.fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "resources" / "samples"
+
+
+def make_context(home: Path, backend, environ: Mapping[str, str] | None = None):
+    """The app as a front end builds it, on ``home``, with keys in the keyring ``backend``
+    and an environment of its own (by default only the home; never the real one)."""
+    from core.context import AppContext
+    from core.logs import Redactor
+    from core.paths import HOME_ENV, AppPaths
+    from core.secrets import KeyStore
+
+    environ = {HOME_ENV: str(home)} if environ is None else environ
+    redactor = Redactor()
+    keystore = KeyStore(backend=backend, environ=environ, redactor=redactor)
+    return AppContext(AppPaths(home), environ=environ, keystore=keystore, redactor=redactor)
 
 
 def read_export_csv(path: Path) -> list[dict[str, str]]:

@@ -13,13 +13,10 @@ from pathlib import Path  # noqa: E402
 from typing import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
-from keyring.backend import KeyringBackend  # noqa: E402
 from PySide6.QtCore import QSettings, QThread, QThreadPool, QTimer  # noqa: E402
 
 from core.context import AppContext  # noqa: E402
-from core.logs import Redactor  # noqa: E402
-from core.paths import HOME_ENV, AppPaths  # noqa: E402
-from core.secrets import KeyStore  # noqa: E402
+from tests.conftest import make_context  # noqa: E402,F401  (also for the tests here)
 from tests.keyring_backend import MemoryKeyring  # noqa: E402
 
 #: How long a test waits for a run, a count or a thread at most (never asserted on).
@@ -29,16 +26,6 @@ WAIT_MS = 60_000
 @pytest.fixture
 def keyring_backend() -> MemoryKeyring:
     return MemoryKeyring()
-
-
-def make_context(home: Path, backend: KeyringBackend) -> AppContext:
-    """An app context on ``home`` whose keys live in ``backend`` and whose environment is empty."""
-    environ = {HOME_ENV: str(home)}
-    redactor = Redactor()
-    return AppContext(
-        AppPaths(home), environ=environ, redactor=redactor,
-        keystore=KeyStore(backend=backend, environ=environ, redactor=redactor),
-    )
 
 
 @pytest.fixture

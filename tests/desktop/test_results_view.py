@@ -8,13 +8,11 @@ from keyring.backends import null  # noqa: E402
 from PySide6.QtCore import QObject, QSettings, Qt, Slot  # noqa: E402
 from PySide6.QtGui import QDesktopServices, QGuiApplication  # noqa: E402
 
-from core.context import AppContext  # noqa: E402
 from core.models import CheckResult, Outcome, ProbedImage, Status  # noqa: E402
-from core.paths import app_paths  # noqa: E402
-from core.secrets import KeyStore  # noqa: E402
 from core.store import RowFilter, Store  # noqa: E402
 from desktop.results_model import COLUMN_INDEX  # noqa: E402
 from desktop.results_view import EMPTY_DATABASE, EMPTY_FILTER, QUICK_FILTERS, ResultsPanel, row_filter_for  # noqa: E402
+from tests.conftest import make_context  # noqa: E402
 from tests.desktop.results_data import ROWS, build_results_db, records, spec  # noqa: E402
 
 # What each quick filter must keep, decided from the records the database was built from.
@@ -32,8 +30,7 @@ QUICK_EXPECTATIONS = {
 
 @pytest.fixture
 def context(tmp_path):
-    environ = {"KLING_PREFLIGHT_HOME": str(tmp_path / "home")}
-    return AppContext(app_paths(environ), environ=environ, keystore=KeyStore(backend=null.Keyring(), environ=environ))
+    return make_context(tmp_path / "home", null.Keyring())
 
 
 @pytest.fixture

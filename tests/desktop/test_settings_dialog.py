@@ -9,7 +9,9 @@ from PySide6.QtWidgets import QLabel
 from core.secrets import SERVICE
 from desktop.settings_dialog import SettingsDialog
 
-from .conftest import WAIT_MS, make_context
+from tests.conftest import make_context
+
+from .conftest import WAIT_MS
 
 
 @pytest.fixture

@@ -15,12 +15,9 @@ from keyring.backends import fail
 
 from core.context import AppContext
 from core.events import Finished, ImageFinished, Waiting
-from core.logs import Redactor
-from core.paths import AppPaths
 from core.retry import RetryPolicy
 from core.runner import BatchRunner, RunOptions
-from core.secrets import KeyStore
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, make_context
 from tests.e2e.test_remote_cli import (
     COMET_ENV,
     USEAPI_ENV,
@@ -43,9 +40,7 @@ DROP = Drop(after_body=False)
 
 def app_for(tmp_path: Path, **keys: str) -> AppContext:
     """The app as a front end builds it, with keys only in its environment."""
-    redactor = Redactor()
-    keystore = KeyStore(backend=fail.Keyring(), environ=keys, redactor=redactor)
-    return AppContext(AppPaths(tmp_path / "home"), environ=keys, keystore=keystore, redactor=redactor)
+    return make_context(tmp_path / "home", fail.Keyring(), environ=keys)
 
 
 def runner_for(app: AppContext, provider_id: str, fake, **options) -> BatchRunner:

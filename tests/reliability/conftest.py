@@ -30,9 +30,8 @@ from keyring.backends import fail
 from PIL import Image
 
 from core.context import AppContext
-from core.logs import Redactor, remove_handlers, setup_logging
-from core.paths import AppPaths
-from core.secrets import KeyStore
+from core.logs import remove_handlers, setup_logging
+from tests.conftest import make_context
 from tests.fakes import FakeCometAPI, FakeUseAPI
 
 REPORT_ENV = "KLING_PREFLIGHT_RELIABILITY_REPORT"
@@ -118,10 +117,8 @@ def make_app() -> Iterator[Callable[[Path, Mapping[str, str]], AppContext]]:
     level = root.level
 
     def make(home: Path, environ: Mapping[str, str]) -> AppContext:
-        redactor = Redactor()
-        keystore = KeyStore(backend=fail.Keyring(), environ=environ, redactor=redactor)
-        app = AppContext(AppPaths(home), environ=environ, keystore=keystore, redactor=redactor)
-        setup_logging(app.paths, redactor=redactor)
+        app = make_context(home, fail.Keyring(), environ=environ)
+        setup_logging(app.paths, redactor=app.redactor)
         return app
 
     yield make
