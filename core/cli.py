@@ -14,21 +14,23 @@ import os
 import signal
 import sqlite3
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import click
 
 from . import __version__
-from .console import ProgressDisplay, RowTally, describe_plan, progress_line, scan_line, summary_table
+from .console import ProgressDisplay, describe_plan, progress_line, scan_line, summary_table
 from .context import AppContext
 from .errors import ProviderError, database_error_sentence, os_error_sentence
 from .events import FileSkipped, Finished, ImageFinished, Plan, ProviderHalted, ScanProgress, Waiting
-from .export import FORMATS, export_file, export_rows
+from .export import FORMATS, export_file
 from .logs import setup_logging
 from .plugins import BUILTIN_PLUGINS, UnknownProviderError
-from .runner import BatchRunner, RunOptions
+from .runner import BatchRunner
 from .secrets import NoSecureStoreError
+from .session import RunChoices, RunNotReady, prepare_run
 from .settings import SettingsError, parse_setting_assignment, resolve_provider_settings
 from .store import RowFilter, Store, StoreError
 
@@ -99,39 +101,64 @@ def _db_path(app: AppContext, db: str | None) -> Path:
 def scan(app: AppContext, paths, provider_id, db, export_path, concurrency, force, retry_failed,
          retry_ambiguous, dry_run, quick, recursive, overrides, yes) -> None:
     """Scan PATHS (files or folders), check new images, print a summary."""
-    if force and retry_failed:
-        raise UserError("--force and --retry-failed cannot be used together.")
     if export_path is not None and export_path.suffix.lower() not in FORMATS:
         raise UserError("--export needs a file name ending in .csv or .json.")
     provider_id = provider_id or app.default_provider_id()
-    provider = app.create_provider(provider_id, _overrides(app, provider_id, overrides))
-    availability = provider.availability()
-    if not availability.ready and not dry_run:
-        raise UserError(f"{provider.label} cannot run: {availability.reason}.")
-    options = RunOptions(
-        recursive=recursive,
-        force=force,
-        retry_failed=retry_failed,
-        retry_ambiguous=retry_ambiguous or app.settings.retry_ambiguous,
-        dry_run=dry_run,
-        deep_check=app.settings.deep_check and not quick,
-        concurrency=concurrency,
-    )
-    db_path = _db_path(app, db)
-    runner = BatchRunner(db_path, provider, options)
-    confirm = None if (yes or not sys.stdin.isatty()) else _confirm_paid_plan
-    summary = _drive(runner, paths, confirm)
-    # One pass over the rows feeds both the summary and the export.
-    tally = RowTally()
-    rows = tally.counting(_rows_for(db_path, provider.id, paths))
-    written = export_rows(rows, export_path) if export_path is not None else sum(1 for _ in rows)
+    choices = RunChoices(
+        provider_id=provider_id, overrides=_overrides(app, provider_id, overrides), recursive=recursive,
+        force=force, retry_failed=retry_failed, retry_ambiguous=retry_ambiguous, dry_run=dry_run,
+        quick=quick, concurrency=concurrency,
+    )  # fmt: skip
+    try:
+        runner = prepare_run(app, _db_path(app, db), choices)
+    except RunNotReady as exc:
+        raise UserError(str(exc)) from None
+    provider, db_path = runner.provider, runner.db_path
+    gate = _PaidGate(yes=yes, interactive=sys.stdin.isatty())
+    summary = _drive(runner, paths, gate)
+    if gate.refused == "no_terminal":
+        raise UserError(
+            "Nothing was sent: this run may be billed and there is no terminal to ask you. "
+            "Add --yes to send it (or --dry-run to see the plan only)."
+        )
+    if gate.refused == "declined":
+        click.echo("Nothing was sent.")
+        sys.exit(EXIT_INCOMPLETE)
+    roots = tuple(os.path.abspath(p) for p in paths)
+    row_filter = RowFilter(provider=provider.id, roots=roots)
+    with Store.open_readonly(db_path) as store:
+        counts = store.summary(row_filter)
+        written = export_file(store, export_path, filter=row_filter) if export_path is not None else 0
+        unhandled = _not_images_named(store, row_filter, roots)
+    for path, sentence in unhandled:
+        click.echo(f"{path}: {sentence}", err=True)
     click.echo(f"{provider.label} ({provider.id}) on {', '.join(str(p) for p in paths)}")
-    click.echo(summary_table(summary, tally))
+    click.echo(summary_table(summary, counts))
     click.echo(f"Results database: {db_path}")
     if export_path is not None:
-        click.echo(f"Wrote {written} rows to {export_path}")
-    if not summary.complete and not summary.dry_run:
+        click.echo(f"Wrote {written:,} rows to {export_path}")
+    if summary.dry_run:
+        return
+    if not summary.complete or counts.open or unhandled or gate.skipped_roots(roots):
         sys.exit(EXIT_INCOMPLETE)
+
+
+#: Problems that make a named file something no provider can check.
+_NOT_AN_IMAGE = frozenset({"not_an_image", "empty", "unreadable"})
+
+
+def _not_images_named(store: Store, row_filter: RowFilter, roots) -> list[tuple[str, str]]:
+    """The files the user named that are not images (or could not be read), each with the
+    sentence saying so: they have a row, and the exit status says not everything was done."""
+    files = tuple(root for root in roots if os.path.isfile(root))
+    if not files:
+        return []
+    out = []
+    for row in store.query_rows(replace(row_filter, roots=files)):
+        problem = next((p for p in row["problems"] if p["code"] in _NOT_AN_IMAGE), None)
+        if row["path"] in files and problem is not None:
+            out.append((row["path"], problem["message"]))
+    return out
 
 
 def _assignment(text: str) -> tuple[str, str]:
@@ -154,11 +181,32 @@ def _overrides(app: AppContext, provider_id: str, assignments) -> dict[str, str]
     return out
 
 
-def _confirm_paid_plan(plan: Plan) -> bool:
-    if not plan.costs_money:
-        return True
-    click.echo(describe_plan(plan), err=True)
-    return click.confirm(f"Send {plan.to_check} images to {plan.provider_label}? Each call may be billed.", err=True)
+class _PaidGate:
+    """Whether a plan may go ahead: one that may be billed needs a yes, from ``--yes`` or
+    from the user at a terminal. Without a terminal nobody can say yes, so it is refused."""
+
+    def __init__(self, *, yes: bool, interactive: bool) -> None:
+        self.yes = yes
+        self.interactive = interactive
+        self.refused: str | None = None  # "no_terminal" | "declined"
+        self.skipped: list[str] = []  # paths the scan could not use
+
+    def __call__(self, plan: Plan) -> bool:
+        if not plan.costs_money or self.yes:
+            return True
+        click.echo(describe_plan(plan), err=True)
+        if not self.interactive:
+            self.refused = "no_terminal"
+            return False
+        if click.confirm(f"Send {plan.to_check:,} images to {plan.provider_label}? Each call may be billed.", err=True):
+            return True
+        self.refused = "declined"
+        return False
+
+    def skipped_roots(self, roots) -> list[str]:
+        """The paths the user named that the scan could not use."""
+        named = set(roots)
+        return [path for path in self.skipped if path in named]
 
 
 def _drive(runner: BatchRunner, paths, confirm: Callable[[Plan], bool] | None):
@@ -182,6 +230,8 @@ def _drive(runner: BatchRunner, paths, confirm: Callable[[Plan], bool] | None):
             elif isinstance(event, FileSkipped):
                 display.clear()
                 click.echo(f"Skipped {event.path}: {event.reason}", err=True)
+                if isinstance(confirm, _PaidGate):
+                    confirm.skipped.append(event.path)
             elif isinstance(event, Plan):
                 display.clear()
                 if runner.options.dry_run:
@@ -203,22 +253,6 @@ def _drive(runner: BatchRunner, paths, confirm: Callable[[Plan], bool] | None):
         signal.signal(signal.SIGINT, previous)
         display.clear()
     return summary
-
-
-def _rows_for(db_path: Path, provider_id: str, paths) -> Iterator[dict]:
-    """The rows of the files under ``paths``, for the summary and the export."""
-    with Store.open_readonly(db_path) as store:
-        seen: set[str] = set()
-        for root in paths:
-            root = os.path.abspath(root)
-            is_folder = os.path.isdir(root)
-            # For a file, the query matches the path itself (and any rows left from a folder
-            # that once had its name, which the check below keeps out).
-            for row in store.query_rows(RowFilter(provider=provider_id, paths_under=root)):
-                if row["path"] in seen or (not is_folder and row["path"] != root):
-                    continue
-                seen.add(row["path"])
-                yield row
 
 
 # -- export -------------------------------------------------------------------------------

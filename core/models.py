@@ -47,6 +47,9 @@ class ScannedFile:
     path: str  # absolute
     size: int
     mtime_ns: int
+    #: Named by the user (on the command line, dropped on the window) rather than found in
+    #: a folder: it gets a row even when it is not an image, so nothing named is dropped.
+    named: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator
 
 from .errors import (
     Cancelled,
@@ -48,12 +48,13 @@ from .events import (
     Waiting,
 )
 from .models import CheckResult, Outcome, ProbedImage, Problem, ScannedFile, Status
+from .plan import Action, ActionTally, PlanChoices, decide, first_blocking_code
 from .probe import probe_file
 from .providers import CheckContext, DictMemo, Provider
 from .retry import RetryPolicy
 from .scan import UNSTORABLE_NAME, iter_files
 from .store import Store
-from .validate import is_valid, validate
+from .validate import validate
 from .worklist import PAGE_SIZE, PlannedImage, Worklist
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,10 @@ class BatchRunner:
         tally = yield from self._scan(store, worklist, roots)
         plan = self._plan(worklist, tally)
         yield plan
+        if self.options.dry_run and not self._cancel.is_set():
+            # Invalid images are known without calling anything: recorded, the summary
+            # counts them as the plan does (the provider's rules included).
+            self._record_invalid(store, worklist)
         if self.options.dry_run or self._cancel.is_set():
             yield Finished(
                 Summary(
@@ -243,9 +248,10 @@ class BatchRunner:
         last_report = time.monotonic()
         probed = cached
         deep = self.options.deep_check
+        named = {root for root in roots if os.path.isfile(root)}  # files the user named
 
         def probe(f: ScannedFile) -> tuple[ScannedFile, ProbedImage | None, bool]:
-            result = probe_file(f, deep=deep)
+            result = probe_file(replace(f, named=True) if f.path in named else f, deep=deep)
             # None also means "could not be opened" for a name that does not claim an image:
             # only a file that was read and is not an image may be forgotten.
             return f, result, result is not None or os.access(f.path, os.R_OK)
@@ -261,7 +267,7 @@ class BatchRunner:
                 if result.size != f.size:  # it changed since the walk: the probe says what it is now
                     resized.append(result)
                 if result.sha256 is None:
-                    tally.unreadable[_first_blocking_code(result.problems)] += 1
+                    tally.unreadable[first_blocking_code(result.problems)] += 1
             if len(batch) >= SAVE_BATCH:
                 store.save_probes(batch)
                 batch = []
@@ -285,45 +291,27 @@ class BatchRunner:
 
     # -- plan: what is invalid, what is known, what to call -------------------------------
 
-    def _decide(self, planned: PlannedImage) -> tuple[str, tuple[Problem, ...]]:
-        """What this batch does with one image, and the problems that go with it.
-
-        :returns: one of ``invalid`` (record it as invalid), ``invalid_known`` (already
-            recorded), ``check``, ``known`` (answered before), ``failed_before`` (failed
-            before, not retried now) or ``skip`` (not this batch's business: a retry of
-            failures leaves images that never failed alone).
-        """
-        opts, status = self.options, planned.status
-        problems = validate(planned.image, self.provider.constraints)
-        if not is_valid(problems):
-            return ("invalid" if status is not Status.INVALID or opts.force else "invalid_known"), problems
-        notes = tuple(p for p in problems if not p.blocking)
-        if opts.retry_failed:
-            if status is Status.FAILED:
-                return "check", notes
-            return ("known" if status is not None and status is not Status.INVALID else "skip"), notes
-        if opts.force or status in (None, Status.INVALID):
-            return "check", notes
-        return ("failed_before" if status is Status.FAILED else "known"), notes
+    def _decide(self, planned: PlannedImage) -> tuple[Action, tuple[Problem, ...]]:
+        """What this batch does with one image (:func:`core.plan.decide`)."""
+        choices = PlanChoices(force=self.options.force, retry_failed=self.options.retry_failed)
+        return decide(planned.image, planned.status, self.provider.constraints, choices)
 
     def _plan(self, worklist: Worklist, tally: "_ScanTally") -> Plan:
         """Decide for every image once; the worklist keeps each decision for the later
         passes (recording the invalid ones, the checks)."""
         provider = self.provider
         distinct, duplicates = worklist.collect_images(provider.id)
-        invalid_by_code: Counter[str] = Counter(tally.unreadable)
-        actions: Counter[str] = Counter()
-        decided: list[tuple[int, str]] = []
+        actions = ActionTally()
+        decided: list[tuple[int, Action]] = []
         for planned in worklist.images():
             action, problems = self._decide(planned)
-            actions[action] += 1
+            actions.add(action, problems)
             decided.append((planned.seq, action))
-            if action.startswith("invalid"):
-                invalid_by_code[_first_blocking_code(problems)] += 1
             if len(decided) >= self.options.page_size:
                 worklist.set_actions(decided)
                 decided = []
         worklist.set_actions(decided)
+        invalid_by_code = tally.unreadable + actions.invalid_by_code
         unreadable = sum(tally.unreadable.values())
         return Plan(
             provider=provider.id,
@@ -334,16 +322,16 @@ class BatchRunner:
             duplicates=duplicates,
             invalid=sum(invalid_by_code.values()),
             invalid_by_code=dict(invalid_by_code),
-            already_known=actions["known"],
-            failed_before=actions["failed_before"],
-            to_check=actions["check"],
+            already_known=actions.known,
+            failed_before=actions.failed_before,
+            to_check=actions.to_check,
             not_images=tally.not_images,
         )
 
     def _record_invalid(self, store: Store, worklist: Worklist) -> None:
         """Record images that break the provider's rules as invalid for it (never sent)."""
         batch: list[Outcome] = []
-        for planned in worklist.images(action="invalid"):
+        for planned in worklist.images(action=Action.INVALID):
             image = planned.image
             problems = validate(image, self.provider.constraints)
             batch.append(Outcome(image.sha256, self.provider.id, image.path, Status.INVALID, problems))
@@ -356,7 +344,7 @@ class BatchRunner:
     def _work(self, worklist: Worklist) -> Iterator[_Work]:
         """The images to check, read from the worklist a page at a time, each with the
         problems that do not stop it (kept with its result)."""
-        for planned in worklist.images(action="check"):
+        for planned in worklist.images(action=Action.CHECK):
             problems = validate(planned.image, self.provider.constraints)
             yield _Work(planned.image, tuple(p for p in problems if not p.blocking))
 
@@ -644,10 +632,6 @@ def _drain_queue(q: queue.SimpleQueue) -> Iterator:
             yield q.get_nowait()
         except queue.Empty:
             return
-
-
-def _first_blocking_code(problems: Sequence[Problem]) -> str:
-    return next((p.code for p in problems if p.blocking), "invalid")
 
 
 def _error_result(exc: ProviderError) -> CheckResult | None:

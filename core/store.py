@@ -87,13 +87,16 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from core.models import FLAG_TYPES, VERDICT_RULES, Face, Outcome, ProbedImage, Problem, ScannedFile, Status, is_valid, verdicts
+from core.models import FLAG_TYPES, VERDICT_RULES, Face, Verdict, Outcome, ProbedImage, Problem, ScannedFile, Status, is_valid, verdicts
 
 #: Problem codes that belong to a path rather than to the content behind it.
 PATH_LEVEL_CODES: frozenset[str] = frozenset({"extension_mismatch", "unreadable"})
 
 #: Row statuses a filter may ask for: the four stored ones, plus ``pending`` (no result yet).
 ROW_STATUSES: tuple[str, ...] = tuple(s.value for s in Status) + ("pending",)
+
+#: The values a verdict column holds.
+VERDICT_VALUES: tuple[str, ...] = tuple(v.value for v in Verdict)
 
 RUN_STATES: frozenset[str] = frozenset({"running", "finished", "stopped", "cancelled"})
 
@@ -197,7 +200,9 @@ class RowFilter:
 
     ``verdict`` names a workflow (``avatar``, ``tryon``, ``asset``) whose verdict must be yes;
     ``has_face`` True keeps images known to show a face, False those known not to;
-    ``text`` is a case-insensitive substring of the path; ``paths_under`` a folder.
+    ``text`` is a case-insensitive substring of the path; ``paths_under`` a folder;
+    ``roots`` files and folders, any of which a path must be or be inside (what a scan of
+    those roots covers).
     """
 
     provider: str | None = None
@@ -207,6 +212,7 @@ class RowFilter:
     text: str | None = None
     paths_under: str | None = None
     shas: tuple[str, ...] | None = None
+    roots: tuple[str, ...] | None = None
 
 
 #: The keys of every row :meth:`Store.query_rows` yields, and the names ``order_by`` accepts.
@@ -551,34 +557,47 @@ class Store:
         """:returns: the ids of the providers with results here, sorted."""
         return [row["provider"] for row in self.db.query("SELECT DISTINCT provider FROM results ORDER BY provider")]
 
-    def summary(self, provider: str | None = None) -> dict[str, Any]:
-        """Figures for the command line: rows per status and verdict, faces, cost.
+    def summary(self, filter: RowFilter | None = None) -> "RowSummary":
+        """The figures every front end shows about the rows ``filter`` selects: the one
+        place they are counted, with the same rules as the filters (``has_face``).
 
-        :param provider: one provider, or None for every result of every provider.
-        :returns: ``{"rows": int, "statuses": {status: int}, "verdicts": {workflow: {"yes",
-            "no", "unknown": int}}, "with_face": int, "cost": Decimal, "unreadable_costs": int}``.
-            Verdicts count rows with a result; cost adds up each result of a file still
-            present once, however many paths share its content.
+        Files, statuses, problems, verdicts and faces count rows (one per path, as an
+        export does); cost adds each result once per content, however many paths share it,
+        as a Decimal (the provider's text, exactly).
         """
-        sql, params = _filtered_rows_sql(RowFilter(provider=provider))
+        sql, params = _filtered_rows_sql(filter or RowFilter())
         statuses = {status: 0 for status in ROW_STATUSES}
         for row in self.db.query(f"SELECT status, COUNT(*) AS n FROM ({sql}) GROUP BY status", params):
             statuses[row["status"]] = row["n"]
         sums = ", ".join(
-            f"COALESCE(SUM(verdict_{w} = '{v}'), 0) AS {w}_{v}" for w in VERDICT_RULES for v in ("yes", "no", "unknown")
+            f"COALESCE(SUM(verdict_{w} = '{v}'), 0) AS {w}_{v}" for w in VERDICT_RULES for v in VERDICT_VALUES
         )
         figures = next(
-            self.db.query(f"SELECT {sums}, COALESCE(SUM({_HAS_FACE}), 0) AS with_face FROM ({sql})", params)
+            self.db.query(
+                f"SELECT {sums}, COALESCE(SUM({_HAS_FACE}), 0) AS with_face,"
+                f" COUNT(DISTINCT sha256) AS images FROM ({sql})",
+                params,
+            )
         )
+        # Each blocking problem once per row, wherever it is kept (path, content, result).
+        problem_rows = " UNION ".join(
+            f"""SELECT rows.path, rows.provider, json_extract(p.value, '$.code') AS code
+                FROM ({sql}) AS rows, json_each(COALESCE(rows.{column}, '[]')) AS p
+                WHERE COALESCE(json_extract(p.value, '$.blocking'), 1)"""
+            for column in ("file_notes", "image_problems", "result_problems")
+        )
+        problems = {
+            row["code"]: row["n"]
+            for row in self.db.query(f"SELECT code, COUNT(*) AS n FROM ({problem_rows}) GROUP BY code", params)
+        }
         cost = Decimal(0)
         unreadable = 0
         cost_rows = self.db.query(
-            """
+            f"""
             SELECT cost FROM results AS r
-            WHERE cost IS NOT NULL AND (:provider IS NULL OR provider = :provider)
-              AND EXISTS (SELECT 1 FROM files AS f WHERE f.sha256 = r.sha256)
+            WHERE cost IS NOT NULL AND (r.sha256, r.provider) IN (SELECT sha256, provider FROM ({sql}))
             """,
-            {"provider": provider},
+            params,
         )
         for row in cost_rows:
             try:
@@ -589,15 +608,35 @@ class Store:
                 cost += value
             else:
                 unreadable += 1
-        return {
-            "provider": provider,
-            "rows": sum(statuses.values()),
-            "statuses": statuses,
-            "verdicts": {w: {v: figures[f"{w}_{v}"] for v in ("yes", "no", "unknown")} for w in VERDICT_RULES},
-            "with_face": figures["with_face"],
-            "cost": cost,
-            "unreadable_costs": unreadable,
-        }
+        return RowSummary(
+            files=sum(statuses.values()),
+            images=figures["images"],
+            statuses=statuses,
+            problems=problems,
+            verdicts={w: {v: figures[f"{w}_{v}"] for v in VERDICT_VALUES} for w in VERDICT_RULES},
+            with_face=figures["with_face"],
+            cost=cost,
+            unreadable_costs=unreadable,
+        )
+
+
+@dataclass(frozen=True)
+class RowSummary:
+    """What :meth:`Store.summary` counts."""
+
+    files: int  # rows: one per path (per provider when the filter names none)
+    images: int  # distinct contents among them
+    statuses: Mapping[str, int]  # every one of ROW_STATUSES, 0 when none
+    problems: Mapping[str, int]  # blocking problem code -> rows showing it
+    verdicts: Mapping[str, Mapping[str, int]]  # workflow -> verdict value -> rows
+    with_face: int  # rows known to show a face (the ``has_face`` filter's rule)
+    cost: Decimal  # what the provider reported, once per content
+    unreadable_costs: int  # results whose cost is not a number
+
+    @property
+    def open(self) -> int:
+        """Rows still to be done: failed, or not checked yet."""
+        return self.statuses.get("failed", 0) + self.statuses.get("pending", 0)
 
 
 # --- opening ---------------------------------------------------------------------------------
@@ -722,6 +761,13 @@ def _filtered_rows_sql(filter: RowFilter) -> tuple[str, dict[str, Any]]:
         where, under = under_clause("path", filter.paths_under)
         conditions.append(where)
         params.update(under)
+    if filter.roots is not None:
+        clauses = []
+        for n, root in enumerate(filter.roots):
+            where, under = under_clause("path", root, name=f"root{n}")
+            clauses.append(where)
+            params.update(under)
+        conditions.append(f"({' OR '.join(clauses) or '0'})")
     if filter.shas is not None:
         conditions.append("sha256 IN (SELECT value FROM json_each(:shas))")
         params["shas"] = json.dumps(list(filter.shas))
@@ -731,22 +777,23 @@ def _filtered_rows_sql(filter: RowFilter) -> tuple[str, dict[str, Any]]:
     return sql, params
 
 
-def under_clause(column: str, root: str) -> tuple[str, dict[str, Any]]:
+def under_clause(column: str, root: str, name: str = "under") -> tuple[str, dict[str, Any]]:
     """SQL matching ``root`` itself and every path inside the folder ``root``.
 
     A range on the separator-terminated prefix rather than LIKE: exact (``/a/b`` does not
     match ``/a/bc``, ``%`` and ``_`` are not wildcards) and it uses the path index.
+    ``name`` prefixes the parameters, so that several clauses can share one query.
     """
     separators = [os.sep] + ([os.altsep] if os.altsep else [])
     stripped = root.rstrip("".join(separators))
-    params: dict[str, Any] = {"under_root": stripped}
+    params: dict[str, Any] = {f"{name}_root": stripped}
     ranges = []
     for n, sep in enumerate(separators):
         prefix = stripped + sep
-        params[f"under_lo{n}"] = prefix
-        params[f"under_hi{n}"] = stripped + chr(ord(sep) + 1)
-        ranges.append(f"({column} >= :under_lo{n} AND {column} < :under_hi{n})")
-    return f"({column} = :under_root OR {' OR '.join(ranges)})", params
+        params[f"{name}_lo{n}"] = prefix
+        params[f"{name}_hi{n}"] = stripped + chr(ord(sep) + 1)
+        ranges.append(f"({column} >= :{name}_lo{n} AND {column} < :{name}_hi{n})")
+    return f"({column} = :{name}_root OR {' OR '.join(ranges)})", params
 
 
 def _row_from_sql(row: dict[str, Any]) -> dict[str, Any]:

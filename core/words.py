@@ -1,0 +1,112 @@
+"""The words both front ends use: labels of statuses, verdicts, flags and provider states,
+numbers, durations, and the sentences that sum up a run.
+
+Qt-free, so the command line and the desktop app say the same thing the same way. A new
+status or verdict value needs one line here (and its meaning in :mod:`core.models`).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Mapping
+
+from .events import Summary
+from .models import Verdict
+
+#: Each row status in a word, as the table and the detail pane show it.
+STATUS_LABELS: Mapping[str, str] = {
+    "checked": "Checked",
+    "invalid": "Invalid",
+    "rejected": "Rejected",
+    "failed": "Failed",
+    "pending": "Not checked",
+}
+#: What each status means, in a sentence.
+STATUS_HELP: Mapping[str, str] = {
+    "checked": "The provider answered.",
+    "invalid": "The file breaks the input rules, so it was not sent.",
+    "rejected": "The provider refused this image.",
+    "failed": "No answer could be had; Retry failed tries again.",
+    "pending": "Not checked with this provider yet.",
+}
+#: Each status in the closing summary's table, saying what to do where there is something.
+STATUS_SUMMARY_LABELS: Mapping[str, str] = {
+    "checked": "Checked",
+    "invalid": "Invalid (not sent)",
+    "rejected": "Rejected by the provider",
+    "failed": "Failed (retry with --retry-failed)",
+    "pending": "Not checked yet",
+}
+#: Each workflow a verdict is about.
+VERDICT_LABELS: Mapping[str, str] = {"avatar": "avatar", "tryon": "try-on", "asset": "subject/asset"}
+#: Each verdict value, in the order the summary's columns show them.
+VERDICT_VALUE_LABELS: Mapping[str, str] = {v.value: v.value for v in Verdict}
+#: What each recognition flag is called.
+FLAG_LABELS: Mapping[str, str] = {
+    "head_seg": "Head",
+    "face_seg": "Face",
+    "cloth_seg": "Clothing",
+    "object_seg": "Subject",
+}
+#: A provider's availability state in words (lower case; capitalise for a heading).
+PROVIDER_STATE_WORDS: Mapping[str, str] = {"ready": "ready", "needs_key": "needs a key", "unavailable": "unavailable"}
+
+
+def number(n: int) -> str:
+    """``1234`` -> ``"1,234"``: every count a user reads."""
+    return f"{n:,}"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``plural(2, "file")`` -> ``"2 files"``."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
+def money(amount: Decimal) -> str:
+    """A cost exactly as added up (no float rounding), without trailing zeros: ``1,234.5``."""
+    return f"{amount.normalize():,f}"
+
+
+def format_duration(seconds: float | None) -> str:
+    """``75`` -> ``"1:15"``, ``3725`` -> ``"1:02:05"``; None (not known yet) -> ``"--:--"``."""
+    if seconds is None:
+        return "--:--"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def run_counts(summary: Summary) -> list[str]:
+    """What one run did, as short phrases: ``["3 checked", "1 failed"]``."""
+    parts = [f"{summary.checked:,} checked"]
+    if summary.rejected:
+        parts.append(f"{summary.rejected:,} rejected by the provider")
+    if summary.failed:
+        parts.append(f"{summary.failed:,} failed")
+    return parts
+
+
+def run_sentence(summary: Summary, *, later: str = "left for a later run") -> str:
+    """``This run: 3 checked, 1 failed in 0:04; 12 known from earlier runs were skipped.``"""
+    parts = run_counts(summary)
+    if summary.not_attempted:
+        parts.append(f"{summary.not_attempted:,} {later}")
+    line = f"This run: {', '.join(parts)} in {format_duration(summary.elapsed)}"
+    if summary.skipped_known:  # a re-run: say why nothing (or little) was checked
+        line += f"; {summary.skipped_known:,} known from earlier runs were skipped"
+    return line + "."
+
+
+def open_sentence(failed: int, pending: int, *, retry: str = "--retry-failed") -> str | None:
+    """The one line saying the set is not done, or None when it is. ``retry`` names how to
+    try failures again (a flag on the command line, a button in the app)."""
+    if not failed and not pending:
+        return None
+    parts = []
+    if failed:
+        parts.append(f"{failed:,} failed (retry with {retry})")
+    if pending:
+        parts.append(f"{pending:,} not checked yet (run again to check them)")
+    photos = "photo is" if failed + pending == 1 else "photos are"
+    return f"Not done: {failed + pending:,} {photos} still open: {' and '.join(parts)}."
