@@ -175,7 +175,7 @@ def test_cometapi_scan_gives_the_flags_cost_and_request_ids_and_sends_each_image
     configure(home, "cometapi", f"base_url={fake_cometapi.base_url}")
     out = tmp_path / "cometapi.csv"
     key = {COMET_ENV: fake_cometapi.key}
-    result = kp("scan", str(SAMPLES), "--provider", "cometapi", "--export", str(out), home=home, env=key)
+    result = kp("scan", str(SAMPLES), "--provider", "cometapi", "--yes", "--export", str(out), home=home, env=key)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
 
@@ -201,7 +201,7 @@ def test_cometapi_scan_gives_the_flags_cost_and_request_ids_and_sends_each_image
         assert rows[name]["status"] == "invalid"
         assert code in rows[name]["problem_codes"].split(";")
 
-    again = kp("scan", str(SAMPLES), "--provider", "cometapi", home=home, env=key)
+    again = kp("scan", str(SAMPLES), "--provider", "cometapi", "--yes", home=home, env=key)
     assert again.returncode == 0, again.stderr
     assert len(fake_cometapi.requests) == len(VALID)  # nothing called again
 
@@ -216,7 +216,7 @@ def test_useapi_scan_uploads_each_image_once_with_its_real_type_and_finds_the_fa
     configure(home, "useapi", f"base_url={fake_useapi.base_url}", f"email={DEFAULT_ACCOUNT}")
     key = {USEAPI_ENV: fake_useapi.key}
     out = tmp_path / "useapi.json"
-    result = kp("scan", str(SAMPLES), "--provider", "useapi", "--export", str(out), home=home, env=key)
+    result = kp("scan", str(SAMPLES), "--provider", "useapi", "--yes", "--export", str(out), home=home, env=key)
     assert result.returncode == 0, result.stderr
 
     assert Counter(fake_useapi.uploads) == Counter({SHA[name]: 1 for name in VALID})
@@ -247,11 +247,11 @@ def test_useapi_scan_uploads_each_image_once_with_its_real_type_and_finds_the_fa
         assert items[name]["status"] == "invalid"
 
     calls = len(fake_useapi.requests)
-    again = kp("scan", str(SAMPLES), "--provider", "useapi", home=home, env=key)
+    again = kp("scan", str(SAMPLES), "--provider", "useapi", "--yes", home=home, env=key)
     assert again.returncode == 0, again.stderr
     assert len(fake_useapi.requests) == calls  # nothing called again
 
-    forced = kp("scan", str(SAMPLES), "--provider", "useapi", "--force", home=home, env=key)
+    forced = kp("scan", str(SAMPLES), "--provider", "useapi", "--yes", "--force", home=home, env=key)
     assert forced.returncode == 0, forced.stderr
     assert fake_useapi.counts()["faces"].requests == 2 * len(VALID)  # faces asked again...
     assert fake_useapi.counts()["upload"].requests == len(VALID)  # ...about the uploads made before
@@ -281,7 +281,7 @@ def run_with_breakage(case: str, request, home: Path) -> tuple[object, subproces
     if breakage == "subscription":
         fake.subscription_required = True
     key = "wrong-" + fake.key[::-1] if breakage == "key" else fake.key
-    return fake, kp("scan", str(SAMPLES), "--provider", provider, home=home, env={env_var: key})
+    return fake, kp("scan", str(SAMPLES), "--provider", provider, "--yes", home=home, env={env_var: key})
 
 
 @pytest.mark.parametrize("case", sorted(STOPPERS))
@@ -303,7 +303,7 @@ def test_what_condemns_the_provider_stops_it_and_blames_no_image(case, request, 
     if breakage == "subscription":
         fake.subscription_required = False
     configure(home, provider, f"base_url={fake.base_url}")
-    fixed = kp("scan", str(SAMPLES), "--provider", provider, home=home, env={env_var: fake.key})
+    fixed = kp("scan", str(SAMPLES), "--provider", provider, "--yes", home=home, env={env_var: fake.key})
     assert fixed.returncode == 0, fixed.stderr
     rows = db_rows(home / "results.db", provider)
     assert sorted(sha for sha, r in rows.items() if r["status"] == "checked") == sorted(SHA[n] for n in VALID)
@@ -330,7 +330,7 @@ def checked_count(db: Path, provider: str) -> int:
 
 def start_scan(folder: Path, home: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [str(EXE), "scan", str(folder), *args], env=cli_env(home, env), cwd=home.parent,
+        [str(EXE), "scan", str(folder), "--yes", *args], env=cli_env(home, env), cwd=home.parent,
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
 
@@ -369,7 +369,7 @@ def test_cometapi_resume_after_kill_9_sends_nothing_that_was_recorded(fake_comet
     assert 6 <= len(before) < len(photos), "the kill should land mid-run"
     settled_calls = len(fake_cometapi.requests)
     fake_cometapi.latency = 0
-    resumed = kp("scan", str(tmp_path / "photos"), "--provider", "cometapi", home=home, env=key)
+    resumed = kp("scan", str(tmp_path / "photos"), "--provider", "cometapi", "--yes", home=home, env=key)
     assert resumed.returncode == 0, resumed.stderr
 
     after = assert_one_result_per_image(db, "cometapi", photos.values())
@@ -401,7 +401,7 @@ def test_useapi_resume_after_kill_9_uploads_nothing_twice(fake_useapi, tmp_path)
         if proc.poll() is None:
             proc.kill()
     assert len(db_rows(db, "useapi")) == 4
-    resumed = kp("scan", str(tmp_path / "photos"), "--provider", "useapi", home=home, env=key)
+    resumed = kp("scan", str(tmp_path / "photos"), "--provider", "useapi", "--yes", home=home, env=key)
     assert resumed.returncode == 0, resumed.stderr
     assert_one_result_per_image(db, "useapi", photos.values())
     assert Counter(fake_useapi.uploads) == Counter(set(photos.values()))
@@ -423,7 +423,7 @@ def test_cometapi_unclear_failures_fail_after_one_call_and_retry_failed_takes_ex
     configure(home, "cometapi", f"base_url={fake_cometapi.base_url}", "read_timeout=0.5")
     key = {COMET_ENV: fake_cometapi.key}
     fake_cometapi.enqueue("recognize", *AMBIGUOUS)
-    first = kp("scan", str(SAMPLES), "--provider", "cometapi", home=home, env=key)
+    first = kp("scan", str(SAMPLES), "--provider", "cometapi", "--yes", home=home, env=key)
     assert first.returncode == 1, first.stderr
     assert_sentence(first.stderr)
     assert "Failed (retry with --retry-failed)" in first.stdout
@@ -440,7 +440,7 @@ def test_cometapi_unclear_failures_fail_after_one_call_and_retry_failed_takes_ex
     [timed_out] = failed - answered_5xx
     assert "did not answer within 0.5 s" in rows[timed_out]["error"]
 
-    retried = kp("scan", str(SAMPLES), "--provider", "cometapi", "--retry-failed", home=home, env=key)
+    retried = kp("scan", str(SAMPLES), "--provider", "cometapi", "--yes", "--retry-failed", home=home, env=key)
     assert retried.returncode == 0, retried.stderr
     assert comet_calls(fake_cometapi) - Counter({SHA[n]: 1 for n in VALID}) == Counter(failed)
     assert {r["status"] for r in db_rows(home / "results.db", "cometapi").values() if r["valid"]} == {"checked"}
@@ -450,7 +450,7 @@ def test_cometapi_retry_ambiguous_retries_an_unclear_failure(fake_cometapi, tmp_
     home = tmp_path / "home"
     configure(home, "cometapi", f"base_url={fake_cometapi.base_url}")
     fake_cometapi.enqueue("recognize", COMET_ERRORS["gateway_500"])
-    result = kp("scan", str(SAMPLES), "--provider", "cometapi", "--retry-ambiguous",
+    result = kp("scan", str(SAMPLES), "--provider", "cometapi", "--yes", "--retry-ambiguous",
                 home=home, env={COMET_ENV: fake_cometapi.key})
     assert result.returncode == 0, result.stderr
     log = fake_cometapi.requests
@@ -465,7 +465,7 @@ def test_rate_limits_with_retry_after_0_are_retried_for_free(fake_cometapi, tmp_
     now = {"Retry-After": "0"}
     fake_cometapi.enqueue("recognize", kling_error(429, 1303, "parallel task over resource pack limit", headers=now),
                           Respond(429, "Too Many Requests", now))
-    result = kp("scan", str(SAMPLES), "--provider", "cometapi", home=home, env={COMET_ENV: fake_cometapi.key})
+    result = kp("scan", str(SAMPLES), "--provider", "cometapi", "--yes", home=home, env={COMET_ENV: fake_cometapi.key})
     assert result.returncode == 0, result.stderr
     assert len(fake_cometapi.requests) == len(VALID) + 2
     billed = Counter(sha_of_comet_request(r) for r in fake_cometapi.requests if r.billed)
@@ -488,7 +488,7 @@ def test_the_key_is_in_no_file_and_no_output(provider, request, tmp_path):
         fake.enqueue("upload", Respond(400, {"error": f"cannot upload for token {fake.key}"}))
     outputs = []
     for args in (
-        ["-v", "scan", str(SAMPLES), "--provider", provider, "--export", str(tmp_path / "run.csv")],
+        ["-v", "scan", str(SAMPLES), "--provider", provider, "--yes", "--export", str(tmp_path / "run.csv")],
         ["-v", "export", "--out", str(tmp_path / "all.json")],
         ["-v", "providers", "--check"],
         ["keys", "status"],
@@ -497,7 +497,7 @@ def test_the_key_is_in_no_file_and_no_output(provider, request, tmp_path):
         assert result.returncode == 0, result.stdout + result.stderr
         outputs.append(result.stdout + result.stderr)
     wrong_key = "wrong-" + fake.key[::-1]
-    bad = kp("-v", "scan", str(SAMPLES), "--provider", provider, "--force", home=home, env={env_var: wrong_key})
+    bad = kp("-v", "scan", str(SAMPLES), "--provider", provider, "--yes", "--force", home=home, env={env_var: wrong_key})
     assert bad.returncode == 1, bad.stderr
     outputs.append(bad.stdout + bad.stderr)
 

@@ -130,9 +130,9 @@ def secret_heavy_workload(base: Path, photos: Path, fake) -> None:
     home = base / "home"
     env = {"KLING_PREFLIGHT_COMETAPI_KEY": key}
     assert cli(["settings", "set", "cometapi", f"base_url={fake.base_url}", "concurrency=1"], home).returncode == 0
-    first = cli(["-v", "scan", str(photos), "--provider", "cometapi", "--export", str(base / "first.json")], home, env)
+    first = cli(["-v", "scan", str(photos), "--provider", "cometapi", "--yes", "--export", str(base / "first.json")], home, env)
     assert first.returncode == 1 and "CometAPI rejected the key" in first.stderr, first.stderr
-    second = cli(["-v", "scan", str(photos), "--provider", "cometapi", "--retry-failed", "--export", str(base / "second.csv")],
+    second = cli(["-v", "scan", str(photos), "--provider", "cometapi", "--yes", "--retry-failed", "--export", str(base / "second.csv")],
                  home, env)  # fmt: skip
     assert second.returncode in (0, 1), second.stderr
     check = cli(["-v", "providers", "--check"], home, env)

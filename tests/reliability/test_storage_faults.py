@@ -142,7 +142,7 @@ def test_a_read_only_database_gives_a_clear_message_and_keeps_every_result(
     storage, logs, home = read_only_storage, tmp_path / "logs", tmp_path / "home"
     db = storage.path / "results.db"
     photos = link_photos(photo_folder, tmp_path / "photos", 0, FIRST_RUN)
-    scan = ["scan", str(photos), "--provider", "cometapi", "--set", f"base_url={comet.base_url}", "--db", str(db)]
+    scan = ["scan", str(photos), "--provider", "cometapi", "--yes", "--set", f"base_url={comet.base_url}", "--db", str(db)]
     assert cli(scan, home, comet.key, logs).returncode == 0
     before = result_rows(db)
     assert len(before) == FIRST_RUN
@@ -167,7 +167,7 @@ def test_results_on_read_only_storage_can_still_be_exported(tmp_path, photo_fold
     storage, logs, home = read_only_storage, tmp_path / "logs", tmp_path / "home"
     db = storage.path / "results.db"
     photos = link_photos(photo_folder, tmp_path / "photos", 0, FIRST_RUN)
-    scan = ["scan", str(photos), "--provider", "cometapi", "--set", f"base_url={comet.base_url}", "--db", str(db)]
+    scan = ["scan", str(photos), "--provider", "cometapi", "--yes", "--set", f"base_url={comet.base_url}", "--db", str(db)]
     assert cli(scan, home, comet.key, logs).returncode == 0
     storage.breaks()
     try:
@@ -190,7 +190,7 @@ def test_a_database_locked_for_the_whole_run_gives_a_clear_message_and_keeps_eve
 ):
     logs, home, db = tmp_path / "logs", tmp_path / "home", tmp_path / "results.db"
     photos = link_photos(photo_folder, tmp_path / "photos", 0, FIRST_RUN)
-    scan = ["scan", str(photos), "--provider", "cometapi", "--set", f"base_url={comet.base_url}", "--db", str(db)]
+    scan = ["scan", str(photos), "--provider", "cometapi", "--yes", "--set", f"base_url={comet.base_url}", "--db", str(db)]
     assert cli(scan, home, comet.key, logs).returncode == 0
     before = result_rows(db)
     link_photos(photo_folder, photos, FIRST_RUN, 10)
@@ -211,7 +211,7 @@ def test_a_database_locked_for_the_whole_run_gives_a_clear_message_and_keeps_eve
 def test_a_briefly_locked_database_is_waited_for(tmp_path, photo_folder, comet):
     logs, home, db = tmp_path / "logs", tmp_path / "home", tmp_path / "results.db"
     photos = link_photos(photo_folder, tmp_path / "photos", 0, FIRST_RUN)
-    scan = ["scan", str(photos), "--provider", "cometapi", "--set", f"base_url={comet.base_url}", "--db", str(db)]
+    scan = ["scan", str(photos), "--provider", "cometapi", "--yes", "--set", f"base_url={comet.base_url}", "--db", str(db)]
     assert cli(scan, home, comet.key, logs).returncode == 0
     link_photos(photo_folder, photos, FIRST_RUN, 10)
     other = hold_write_lock(db)
@@ -241,7 +241,7 @@ def test_a_disk_that_fills_mid_run_gives_a_clear_message_and_keeps_every_result(
     db = folder / "results.db"
     first = link_photos(photo_folder, tmp_path / "first", 0, FIRST_RUN)
     second = link_photos(photo_folder, tmp_path / "second", FIRST_RUN, SECOND_RUN)
-    base = ["--provider", "cometapi", "--set", f"base_url={comet.base_url}", "--db", str(db)]
+    base = ["--provider", "cometapi", "--yes", "--set", f"base_url={comet.base_url}", "--db", str(db)]
     assert cli(["scan", str(first), *base], home, comet.key, logs).returncode == 0
     before = result_rows(db)
     requests_before = len(comet.requests)
