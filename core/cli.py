@@ -33,6 +33,7 @@ from .secrets import NoSecureStoreError
 from .session import RunChoices, RunNotReady, prepare_run
 from .settings import SettingsError, parse_setting_assignment, resolve_provider_settings
 from .store import RowFilter, Store, StoreError
+from .words import PROVIDER_STATE_WORDS
 
 log = logging.getLogger("kling_preflight")
 
@@ -284,9 +285,6 @@ def export(app: AppContext, db, fmt, out, provider_id, statuses, verdict, has_fa
 
 # -- providers ----------------------------------------------------------------------------
 
-STATE_WORDS = {"ready": "ready", "needs_key": "needs a key", "unavailable": "unavailable"}
-
-
 @main.command()
 @click.option("--check", is_flag=True, help="Verify each ready provider with a call that costs nothing.")
 @click.pass_obj
@@ -297,7 +295,7 @@ def providers(app: AppContext, check: bool) -> None:
     failures = 0
     for state in app.states():
         mark = "*" if state.id == default else " "
-        line = f"{mark} {state.id:<10} {STATE_WORDS.get(state.availability.state, state.availability.state):<12} {state.label}"
+        line = f"{mark} {state.id:<10} {PROVIDER_STATE_WORDS.get(state.availability.state, state.availability.state):<12} {state.label}"
         click.echo(line)
         details = []
         if state.availability.reason:

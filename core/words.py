@@ -110,3 +110,30 @@ def open_sentence(failed: int, pending: int, *, retry: str = "--retry-failed") -
         parts.append(f"{pending:,} not checked yet (run again to check them)")
     photos = "photo is" if failed + pending == 1 else "photos are"
     return f"Not done: {failed + pending:,} {photos} still open: {' and '.join(parts)}."
+
+
+def run_summary_text(summary: Summary) -> str:
+    """How a run ended, in the desktop's words: a first line, then what it did."""
+    parts = run_counts(summary)
+    if summary.invalid:
+        parts.append(f"{summary.invalid:,} invalid, not sent")
+    if summary.skipped_known:
+        parts.append(f"{summary.skipped_known:,} already known")
+    text = " · ".join(parts)
+    if summary.cancelled:
+        left = f"\n{summary.not_attempted:,} left for later: press Start to go on." if summary.not_attempted else ""
+        return f"Stopped by you.\n{text}{left}"
+    if summary.halted:
+        return f"Stopped by the provider.\n{text}"
+    return f"Finished in {format_duration(summary.elapsed)}.\n{text}"
+
+
+def totals_sentence(with_face: int, cost: Decimal, failed: int, pending: int, *, retry: str) -> str:
+    """What the files of a run hold now, whatever run checked them: faces, cost, what is
+    still open (the figures of :meth:`core.store.Store.summary`)."""
+    parts = [f"{plural(with_face, 'image')} with a face"]
+    if cost:
+        parts.append(f"cost reported by the provider: {money(cost)}")
+    line = "; ".join(parts) + "."
+    still_open = open_sentence(failed, pending, retry=retry)
+    return f"{line}\n{still_open}" if still_open else line

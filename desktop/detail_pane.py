@@ -33,8 +33,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.console import VERDICT_LABELS
 from core.probe import DECODE_ERRORS
+from core.words import VERDICT_LABELS
 
 from .face_overlay import FaceMark, FacePreview, displayed_box, normal_orientation, upright_size
 from .results_model import (

@@ -8,7 +8,9 @@ import logging
 import os
 import subprocess
 import sys
+import shutil
 import threading
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -188,6 +190,24 @@ def test_a_paid_run_shows_its_plan_first_then_checks_with_cometapi(qtbot, window
         expected = fake_cometapi.flags_for(row["sha256"])
         assert {name: row[name] for name in expected} == expected
         assert row["cost"] == "0.2"
+
+
+def test_the_run_summary_counts_faces_and_cost_as_the_command_line_does(qtbot, window, photos, fake_cometapi):
+    """CometAPI locates no face, it flags one; copies cost nothing more. The window's
+    summary says what ``export --has-face`` and the store's cost per content say."""
+    shutil.copyfile(photos / "fr_obama.jpg", photos / "obama_copy.jpg")
+    _use_fake_cometapi(window, fake_cometapi)
+    _queue(qtbot, window, photos)
+    with qtbot.waitSignal(window.run_ended, timeout=WAIT_MS):
+        _start_paid_run(qtbot, window).accept()
+    rows = _rows(window, "cometapi")
+    with_face = [row for row in rows if row["face_seg"]]
+    assert len(with_face) >= 2 and all(row["face_count"] is None for row in with_face)
+    cost = sum({row["sha256"]: Decimal(row["cost"]) for row in rows if row["cost"]}.values())
+    assert len(fake_cometapi.requests) == 11 and cost == Decimal("2.2")
+    label = window.run_panel.stats_label
+    expected = f"{len(with_face):,} images with a face; cost reported by the provider: 2.2."
+    qtbot.waitUntil(lambda: expected in label.text(), timeout=WAIT_MS)
 
 
 def test_cancelling_the_plan_sends_nothing(qtbot, window, photos, fake_cometapi):
