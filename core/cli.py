@@ -59,13 +59,40 @@ def friendly_errors(fn: Callable) -> Callable:
             raise UserError(exc.args[0] if exc.args else str(exc)) from None
         except sqlite3.DatabaseError as exc:
             raise click.ClickException(database_error_sentence(exc)) from None
+        except BrokenPipeError:  # `export | head`: the reader has all it wanted
+            _leave_quietly()
         except OSError as exc:
             raise click.ClickException(os_error_sentence(exc)) from None
 
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _leave_quietly() -> None:
+    """Exit 0 without a word after the reader of standard output went away; what is still
+    buffered goes nowhere, so Python's own flush at exit does not complain either."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(EXIT_OK)
+
+
+class _WholeHelp:
+    """Commands listed in a help page with their whole first sentence, wrapped rather than
+    cut off with "..." (Click's default cuts them to fit one line)."""
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        return super().get_short_help_str(limit=10_000)  # type: ignore[misc]
+
+
+class _Command(_WholeHelp, click.Command):
+    pass
+
+
+class _Group(_WholeHelp, click.Group):
+    command_class = _Command
+    group_class = type  # subgroups are _Group too
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="kling-preflight")
 @click.option("-v", "--verbose", is_flag=True, help="Show more detail on the terminal (the log file always has it).")
 @click.pass_context
@@ -420,7 +447,7 @@ def settings_show(app: AppContext) -> None:
 @click.pass_obj
 @friendly_errors
 def settings_set(app: AppContext, provider_id: str, assignments) -> None:
-    """Change settings of PROVIDER, e.g. `settings set useapi email=me@example.com`."""
+    """Change settings of PROVIDER (for example: settings set useapi email=me@example.com)."""
     cls = app.registry.get(provider_id)
     new = app.settings.with_provider_values(provider_id, _overrides(app, provider_id, assignments))
     resolve_provider_settings(new, cls)  # validate before saving

@@ -137,3 +137,17 @@ def totals_sentence(with_face: int, cost: Decimal, failed: int, pending: int, *,
     line = "; ".join(parts) + "."
     still_open = open_sentence(failed, pending, retry=retry)
     return f"{line}\n{still_open}" if still_open else line
+
+
+def missing_sentence(missing: list[str], known: set[str]) -> str:
+    """Why paths cannot be queued: one that was there before (``known``, e.g. a recent
+    folder) "is no longer there"; one that never was "does not exist"."""
+    gone = [path for path in missing if path in known]
+    never = [path for path in missing if path not in known]
+    sentences = []
+    for paths, one, many in ((never, "does not exist", "do not exist"), (gone, "is no longer there", "are no longer there")):
+        if len(paths) == 1:
+            sentences.append(f"{paths[0]} {one}.")
+        elif paths:
+            sentences.append(f"{len(paths):,} of them {many}, {paths[0]} for one.")
+    return " ".join(sentences)

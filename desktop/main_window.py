@@ -38,6 +38,7 @@ from core.plugins import UnknownProviderError
 from core.session import RunChoices, RunNotReady, prepare_run
 from core.settings import SettingsError
 from core.store import RowFilter, Store, StoreError
+from core.words import missing_sentence
 
 from .errors import MessageBanner
 from .icons import app_icon, icon
@@ -267,12 +268,11 @@ class MainWindow(QMainWindow):
         :returns: the paths added.
         """
         paths = [os.fspath(p) for p in paths]
-        missing = [p for p in paths if not os.path.exists(p)]
+        missing = [os.path.abspath(p) for p in paths if not os.path.exists(p)]
         added = self.queue.add_paths(paths)
-        if missing:
-            self.show_error(f"{missing[0]} is no longer there." if len(missing) == 1
-                            else f"{len(missing)} of them are no longer there, {missing[0]} for one.")
         settings = self.context.settings
+        if missing:
+            self.show_error(missing_sentence(missing, known={os.path.abspath(p) for p in settings.recent_folders}))
         for path in added:
             if os.path.isdir(path):
                 settings = settings.with_recent_folder(path)

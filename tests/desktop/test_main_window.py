@@ -299,6 +299,19 @@ def test_a_provider_that_stops_is_explained_in_the_window(qtbot, window, photos,
     assert window.run_panel.stats_label.text().startswith("Stopped by the provider.")
 
 
+def test_a_path_that_never_existed_does_not_exist_and_a_recent_one_gone_is_no_longer_there(qtbot, window, tmp_path):
+    never = tmp_path / "never"
+    assert window.add_paths([never]) == []
+    assert window.banner.text() == f"{never} does not exist."
+    recent = tmp_path / "recent"
+    recent.mkdir()
+    window.add_paths([recent])
+    window.queue.clear()
+    recent.rmdir()
+    window.add_paths([recent])
+    assert window.banner.text() == f"{recent} is no longer there."
+
+
 def test_a_queued_folder_that_is_gone_by_the_run_is_reported(qtbot, window, photos, tmp_path):
     gone = tmp_path / "gone"
     gone.mkdir()

@@ -213,3 +213,34 @@ def test_a_named_file_that_is_not_an_image_gets_a_sentence_a_row_and_exit_1(tmp_
     assert set(rows) == {"notes.txt", "photo.jpg"}
     assert rows["notes.txt"]["status"] == "invalid" and "not_an_image" in rows["notes.txt"]["problem_codes"]
     assert rows["photo.jpg"]["status"] == "checked"
+
+
+# -- small things --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [(), ("keys",), ("settings",)])
+def test_help_lists_every_command_whole(command, tmp_path):
+    result = kp(*command, "--help", home=tmp_path / "home")
+    assert result.returncode == 0, result.stderr
+    commands = result.stdout.split("Commands:")[1]
+    assert "..." not in commands, commands
+    if command == ("settings",):
+        assert "email=me@example.com" in commands
+
+
+def test_export_into_a_reader_that_stops_early_exits_quietly(tmp_path):
+    """``export | head -1``: the pipe closes while rows are still coming."""
+    home = tmp_path / "home"
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for n in range(1500):  # far more than a pipe's buffer holds
+        shutil.copyfile(SAMPLES / "flower.gif", folder / f"f{n:04d}.gif")
+    assert kp("scan", str(folder), "--dry-run", "--quick", home=home).returncode == 0
+    export = subprocess.Popen([str(EXE), "export"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, env=cli_env(home), cwd=tmp_path)
+    first_line = export.stdout.readline()
+    export.stdout.close()  # what `head -1` does once it has its line
+    stderr = export.stderr.read().decode()
+    assert export.wait(60) == 0, stderr
+    assert first_line.startswith(b"\xef\xbb\xbfpath,") or first_line.startswith(b"path,")
+    assert stderr == ""
