@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .logs import Redactor
+from .redact import Redactor
 from .models import Availability
 from .paths import AppPaths, app_paths
 from .plugins import ProviderRegistry
