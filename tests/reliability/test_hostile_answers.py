@@ -336,7 +336,7 @@ class EndlessServer:
             while b"\r\n\r\n" not in request:
                 request += conn.recv(65536)
             head, _, body = request.partition(b"\r\n\r\n")
-            length = int(next((l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")), b"0"))
+            length = int(next((line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")), b"0"))
             while len(body) < length:
                 body += conn.recv(65536)
             chunk = b"[" * 65536
