@@ -16,11 +16,11 @@ REDACTED = "[redacted]"
 # Shorter strings would blank out ordinary words all over the log.
 _MIN_SECRET_LENGTH = 4
 # "Authorization: Bearer abc", "'Authorization': 'Bearer abc'", "authorization=abc": the value
-# runs to the end of the line or the closing quote.
-_AUTHORIZATION = re.compile(r"""(?i)(authorization['"]?\s*[:=]\s*['"]?)[^'"\r\n]+""")
-# A bearer token runs to the next space, quote or bracket: wider than RFC 6750's token
-# characters, because a server may echo a key that is not a valid token.
-_BEARER = re.compile(r"""(?i)\b(bearer\s+)[^\s"',;()\[\]]+""")
+# runs to the end of the line or the closing quote, less a sentence's closing full stop.
+_AUTHORIZATION = re.compile(r"""(?i)(authorization['"]?\s*[:=]\s*['"]?)[^'"\r\n]+?(?=[.,;]?\s*(?:['"\r\n]|$))""")
+# A bearer token runs to the next space, quote or bracket, less a full stop at its end: wider
+# than RFC 6750's token characters, because a server may echo a key that is not a valid token.
+_BEARER = re.compile(r"""(?i)\b(bearer\s+)[^\s"',;()\[\]]*[^\s"',;()\[\].]""")
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:

@@ -92,3 +92,11 @@ def test_the_http_scrub_and_the_log_redactor_hide_the_same_things():
     for secret in (key, "dXNlcjpwYXNz", "tok:with!odd@chars", "abc.DEF"):
         assert secret not in cleaned
     assert cleaned.endswith(" end")
+
+
+def test_redaction_keeps_the_sentence_around_the_secret():
+    redactor = Redactor()
+    assert redactor.redact("The server said: bad header Authorization: Bearer abc-123.") == \
+        "The server said: bad header Authorization: [redacted]."
+    assert redactor.redact("It refused bearer tok:en!9. Try again.") == "It refused bearer [redacted]. Try again."
+    assert scrub("echo 'Authorization: Basic dXNl' done", None) == "echo 'Authorization: [redacted]' done"
