@@ -31,8 +31,10 @@ run: $(STAMP)
 app: $(STAMP)
 	$(BIN)/kling-preflight-gui
 
-## Run every test (Qt offscreen), including the smoke test of the frozen app; non-zero exit on any failure
+## Run ruff, the import contracts (pyproject.toml) and every test (Qt offscreen), frozen app included; non-zero exit on any failure
 test: $(STAMP) $(FROZEN) test-tools
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	QT_QPA_PLATFORM=offscreen KLING_PREFLIGHT_FROZEN_DIR=$(DIST_DIR) $(BIN)/python -m pytest
 
 # LibreOffice lets the reliability tests open an exported CSV as a spreadsheet would. Installed

@@ -12,7 +12,6 @@ import getpass
 import logging
 import os
 import signal
-import sqlite3
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -23,16 +22,15 @@ import click
 from . import __version__
 from .console import ProgressDisplay, describe_plan, progress_line, scan_line, summary_table
 from .context import AppContext
-from .errors import ProviderError, database_error_sentence, os_error_sentence
+from .errors import ProviderError, user_sentence
 from .events import FileSkipped, Finished, ImageFinished, Plan, ProviderHalted, ScanProgress, Waiting
 from .export import FORMATS, export_file
 from .logs import setup_logging
-from .plugins import BUILTIN_PLUGINS, UnknownProviderError
+from .plugins import BUILTIN_PLUGINS
 from .runner import BatchRunner
-from .secrets import NoSecureStoreError
 from .session import RunChoices, RunNotReady, prepare_run
 from .settings import SettingsError, parse_setting_assignment, resolve_provider_settings
-from .store import RowFilter, Store, StoreError
+from .store import RowFilter, Store
 from .words import PROVIDER_STATE_WORDS
 
 log = logging.getLogger("kling_preflight")
@@ -53,16 +51,13 @@ def friendly_errors(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (StoreError, SettingsError, NoSecureStoreError) as exc:
-            raise UserError(str(exc)) from None
-        except UnknownProviderError as exc:  # the registry's message is a sentence
-            raise UserError(exc.args[0] if exc.args else str(exc)) from None
-        except sqlite3.DatabaseError as exc:
-            raise click.ClickException(database_error_sentence(exc)) from None
         except BrokenPipeError:  # `export | head`: the reader has all it wanted
             _leave_quietly()
-        except OSError as exc:
-            raise click.ClickException(os_error_sentence(exc)) from None
+        except Exception as exc:
+            sentence = user_sentence(exc)
+            if sentence is None:  # a bug: its traceback is worth more than any sentence
+                raise
+            raise (UserError if sentence.mistake else click.ClickException)(sentence.text) from None
 
     return wrapper
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import secrets
 import sys
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
+from core.atomic_write import atomic_write
 from core.models import FLAG_TYPES, VERDICT_RULES
 from core.store import RowFilter, Store
 
@@ -114,20 +113,9 @@ def export_rows(rows: Iterable[dict[str, Any]], path: Path | None, *, fmt: str |
         if hasattr(out, "reconfigure"):
             out.reconfigure(encoding="utf-8", newline="")  # csv writes its own \r\n
         return write(out)
-    path = Path(path)
-    # Not tempfile.mkstemp: its files are private (0600), and os.replace would keep that;
-    # an export should get the permissions any new file of the user's gets.
-    temp_name = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
-    try:
-        with open(temp_name, "x", encoding="utf-8", newline="") as out:
-            count = write(out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return count
+    # An export gets the permissions any new file of the user's gets (not private).
+    with atomic_write(path, newline="") as out:
+        return write(out)
 
 
 def _csv_cells(row: dict[str, Any]) -> list[Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -37,6 +36,7 @@ from .errors import (
 )
 from .models import Availability
 from .providers import Provider, ProviderConfig, SettingSpec
+from .redact import redact
 
 USER_AGENT = f"kling-preflight/{__version__}"
 #: No answer we expect is bigger than a few KB; a server sending more is not one of ours.
@@ -53,7 +53,6 @@ NOT_FORWARDED_STATUSES = frozenset({503, 521, 522, 523})
 #: Headers that may carry a request id, most specific first (cf-ray is what support asks for
 #: when nothing else is there).
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-oneapi-request-id", "x-amzn-requestid", "cf-ray")
-_BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',;()\[\]]+")
 _CHUNK_BYTES = 64 * 1024
 
 
@@ -134,14 +133,13 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 
 def scrub(text: str, secret: str | None = None) -> str:
-    """Remove a key from text: the key itself and anything written after ``Bearer``.
+    """Remove a key from text: :func:`core.redact.redact` with this one key.
 
     :param text: any text that may reach a message, a log or the database.
     :param secret: the key to remove wherever it appears.
     :returns: the text with keys replaced by ``[redacted]``.
     """
-    text = _BEARER.sub(r"\1[redacted]", text)
-    return text.replace(secret, "[redacted]") if secret else text
+    return redact(text, (secret,) if secret else ())
 
 
 def _scrub_values(value: Any, secret: str | None) -> Any:

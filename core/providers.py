@@ -99,9 +99,12 @@ class Provider(ABC):
     key_env: ClassVar[str | None] = None
     #: The input rules files must meet before they are sent.
     constraints: ClassVar[Constraints] = Constraints()
-    #: True when a repeated call costs nothing, so outcome-unknown failures may be retried.
+    #: True when a repeated call costs nothing. Only then does the runner honour
+    #: ``max_outcome_unknown_retries`` on its own; otherwise it retries such a failure only
+    #: when the user allowed it (``--retry-ambiguous``), since the retry may be billed again.
     retries_are_free: ClassVar[bool] = False
-    #: Retries allowed after an outcome-unknown failure without the user's say-so.
+    #: Retries allowed after an outcome-unknown failure without the user's say-so, when
+    #: ``retries_are_free``.
     max_outcome_unknown_retries: ClassVar[int] = 0
     #: First wait after a rate limit without Retry-After, in seconds; doubles each time.
     rate_limit_base_wait: ClassVar[float] = 1.0

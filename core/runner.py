@@ -150,7 +150,9 @@ class BatchRunner:
         self.flush_interval = (
             options.flush_interval if options.flush_interval is not None else (0.0 if provider.remote else 0.2)
         )
-        unknown_retries = provider.max_outcome_unknown_retries
+        # A retry after an unknown outcome may be billed a second time: without the user's
+        # say-so it is allowed only where the provider declares retries free.
+        unknown_retries = provider.max_outcome_unknown_retries if provider.retries_are_free else 0
         if options.retry_ambiguous:
             unknown_retries = max(unknown_retries, 2)
         self.policy = replace(

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Mapping
 
 from .context import AppContext
+from .errors import SaysSentence
 from .runner import BatchRunner, RunOptions
 
 
-class RunNotReady(Exception):
+class RunNotReady(SaysSentence):
     """The run cannot start; the message is the user's sentence."""
 
 

@@ -11,12 +11,13 @@ import json
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from .atomic_write import atomic_write
+from .errors import SaysSentence
 from .http import validate_base_url
 from .paths import AppPaths
 from .providers import Provider, SettingSpec
@@ -33,7 +34,7 @@ _KEY_WORDS = frozenset(
 )
 
 
-class SettingsError(ValueError):
+class SettingsError(SaysSentence, ValueError):
     """A saved setting of a provider is not valid; the message names both."""
 
     def __init__(self, message: str, *, provider_id: str, setting: str) -> None:
@@ -156,19 +157,9 @@ def save_settings(paths: AppPaths, settings: AppSettings) -> None:
     text = json.dumps(_settings_to_json(settings), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     target = paths.settings
     target.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary file sits beside the target: os.replace is atomic only within one file system.
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=target.parent, prefix=target.name + ".", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, target)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+    # Private, as it has always been: it may hold an account's email.
+    with atomic_write(target, private=True) as out:
+        out.write(text)
 
 
 def resolve_provider_settings(settings: AppSettings, provider_cls: type[Provider]) -> dict[str, Any]:

@@ -87,6 +87,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from core.errors import SaysSentence
 from core.models import FLAG_TYPES, VERDICT_RULES, Face, Verdict, Outcome, ProbedImage, Problem, ScannedFile, Status, is_valid, verdicts
 
 #: Problem codes that belong to a path rather than to the content behind it.
@@ -190,7 +191,7 @@ def m001_initial_schema(db: Database) -> None:
         db.execute(statement)
 
 
-class StoreError(Exception):
+class StoreError(SaysSentence):
     """The results database cannot be used; the message says why in a sentence."""
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import sqlite3
 import sys
 import threading
 import time
@@ -29,12 +28,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 from PySide6.QtCore import QObject, QThread, QThreadPool, QTimer, Signal, Slot
 
-from core.errors import database_error_sentence, os_error_sentence
+from core.errors import user_sentence
 from core.events import FileSkipped, Finished, ImageFinished, Paused, Plan, Progress, ProviderHalted, ScanProgress, Waiting
 from core.models import Outcome
 from core.runner import BatchRunner
-from core.settings import SettingsError
-from core.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -179,15 +176,13 @@ class _RunWorker(QObject):
                     self._post(ConfirmPlan(event))
                     if not self._answer.wait():
                         self._runner.cancel()
-        except (StoreError, SettingsError) as exc:
-            self._post(RunFailed(str(exc)))
-        except sqlite3.DatabaseError as exc:
-            self._post(RunFailed(database_error_sentence(exc)))
-        except OSError as exc:
-            self._post(RunFailed(f"The run stopped: {os_error_sentence(exc)}"))
-        except Exception:
-            sys.excepthook(*sys.exc_info())  # a bug: logged and shown with a report
-            self._post(RunFailed("The run stopped because of an unexpected error; the details are in the log."))
+        except Exception as exc:
+            sentence = user_sentence(exc)
+            if sentence is not None:
+                self._post(RunFailed(f"The run stopped: {sentence.text}"))
+            else:
+                sys.excepthook(*sys.exc_info())  # a bug: logged and shown with a report
+                self._post(RunFailed("The run stopped because of an unexpected error; the details are in the log."))
         finally:
             events.close()
             self.done.emit()

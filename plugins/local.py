@@ -18,7 +18,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass
 from importlib import metadata
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from PIL import ExifTags, Image, ImageOps
 
+from core.atomic_write import atomic_write
 from core.errors import Cancelled, ImageRejected, ProviderStopped
 from core.hookspecs import hookimpl
 from core.models import Availability, CheckResult, Constraints, Face, ProbedImage
@@ -361,14 +361,8 @@ def _save_crop(upright: Image.Image, box: tuple[int, int, int, int], path: Path)
     uw, uh = upright.size
     crop = upright.crop((max(0, x0 - mx), max(0, y0 - my), min(uw, x1 + mx), min(uh, y1 + my)))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            crop.save(out, "JPEG", quality=90)
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
+    with atomic_write(path, binary=True, durable=False) as out:
+        crop.save(out, "JPEG", quality=90)
 
 
 class LocalProvider(Provider):
