@@ -1,10 +1,24 @@
 # Kling Preflight — the two commands a new user needs are `make run` and `make test`.
 # Both create the virtual environment (.venv) first if it is missing or out of date.
 
-PYTHON ?= python3
-VENV   := .venv
+# The Pythons this project is tested with (pyproject.toml's requires-python says the same).
+SUPPORTED := 3.13 3.12 3.11
+# Without PYTHON=, the newest supported one found: python3.X on the PATH, else pyenv's install
+# of 3.X (its shims answer only for the active version), for 3.13, 3.12, 3.11; then python3 if
+# it is one of them. Each candidate is run once, so one that cannot start is passed over.
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null)
+runs = $(shell $(1) -c "" >/dev/null 2>&1 && echo $(1))
+find_python = $(firstword $(call runs,python$(1)) \
+                $(foreach p,$(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/$(1).*/bin/python$(1)))),$(call runs,$(p))))
+ifndef PYTHON
+PYTHON := $(firstword $(foreach v,$(SUPPORTED),$(call find_python,$(v))) \
+            $(shell python3 -c "import sys; sys.exit('%d.%d' % sys.version_info[:2] not in '$(SUPPORTED)'.split())" >/dev/null 2>&1 && echo python3))
+endif
+PYVER  := $(shell $(or $(PYTHON),false) -c "import sys; print('%d.%d' % sys.version_info[:2])" 2>/dev/null)
+VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
+# One stamp per Python: asking for another rebuilds the environment with it.
+STAMP  := $(VENV)/.installed-py$(PYVER)
 
 DIST_DIR := dist/kling-preflight
 FROZEN   := $(DIST_DIR)/.built-stamp
@@ -15,7 +29,8 @@ PLATFORM := $(shell uname -s | tr A-Z a-z)-$(shell uname -m)
 .PHONY: setup run app test test-tools dist clean bench
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	@case " $(SUPPORTED) " in *" $(PYVER) "*) ;; *) echo "Kling Preflight needs Python 3.11, 3.12 or 3.13: install one (python3.13 on the PATH is picked first), or name it with make PYTHON=/path/to/python3.12."; exit 1;; esac
+	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test,dist]"
 	touch $(STAMP)

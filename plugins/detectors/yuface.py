@@ -8,6 +8,7 @@ Linux and Windows only (pyproject.toml installs it there); elsewhere the next ba
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -30,6 +31,9 @@ _FACEDETECT_SYMBOLS = ("_Z14facedetect_cnnPhS_iii", "?facedetect_cnn@@YAPEAHPEAE
 # out otherwise, so the ctypes call is used only with the release this was read from (pinned
 # in pyproject.toml); with any other, yuface's wrapper.
 _VERIFIED_YUFACE = "2023.5.1"
+# OpenMP runtimes a platform's wheel loads from outside the package, by loader name (already
+# loaded by then, so the loader hands back the same copy).
+OPENMP_RUNTIMES = {"win32": ("vcomp140.dll",)}
 _RESULT_BUFFER_BYTES = 0x9000
 _FACE_SHORTS = 16
 _MOST_FACES = 1024
@@ -133,12 +137,13 @@ class _FaceDetector:
 
         On Linux and macOS, looking a name up in the extension also searches the libraries
         it loaded; on Windows each library answers only for itself, so the package's own
-        libraries are asked too.
+        libraries are asked too, and then the OpenMP runtime of MSVC (the Windows wheel's
+        facedetection.dll imports it from VCOMP140.DLL, which is not in the package).
         """
         candidates = [extension] + sorted(
             p for folder in (extension.parent, extension.parent.with_name("yuface.libs")) if folder.is_dir()
             for p in folder.iterdir() if p.suffix in {".so", ".dll", ".dylib"} or ".so." in p.name
-        )  # fmt: skip
+        ) + list(OPENMP_RUNTIMES.get(sys.platform, ()))  # fmt: skip
         facedetect = one_thread = None
         for path in candidates:
             if facedetect is not None and one_thread is not None:
