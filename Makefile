@@ -63,6 +63,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.remote $(if $(QUICK),--quick)
 	$(BIN)/python -m bench.memory $(if $(QUICK),--quick)
 	$(BIN)/python -m bench.local $(if $(QUICK),--quick)
+	$(BIN)/python -m bench.detectors $(if $(QUICK),--quick)
 	$(BIN)/python -m bench.gui $(if $(QUICK),--quick)
 
 ## Build the double-click app into dist/ (PyInstaller, from build.spec) and pack a tarball
