@@ -26,7 +26,7 @@ SOURCES  := $(shell find core plugins desktop resources -type f -not -name '*.py
 VERSION   = $(shell $(BIN)/python -c "from importlib.metadata import version; print(version('kling-preflight'))")
 PLATFORM := $(shell uname -s | tr A-Z a-z)-$(shell uname -m)
 
-.PHONY: setup run app test test-tools dist clean bench
+.PHONY: setup run app test test-tools dist clean bench pythons
 
 $(STAMP): pyproject.toml
 	@case " $(SUPPORTED) " in *" $(PYVER) "*) ;; *) echo "Kling Preflight needs Python 3.11, 3.12 or 3.13: install one (python3.13 on the PATH is picked first), or name it with make PYTHON=/path/to/python3.12."; exit 1;; esac
@@ -36,6 +36,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+## The supported Pythons found here, newest first, as "version command" lines (.ci/run uses them)
+pythons:
+	@$(foreach v,$(SUPPORTED),$(if $(call find_python,$(v)),echo "$(v) $(call find_python,$(v))";)) true
 
 ## Scan the sample photos with the offline provider, print a summary, write out/samples.csv
 run: $(STAMP)
@@ -76,4 +80,4 @@ $(FROZEN): $(STAMP) build.spec $(SOURCES)
 	touch $(FROZEN)
 
 clean:
-	rm -rf $(VENV) out build dist .pytest_cache
+	rm -rf $(VENV) .venv-* out build dist .pytest_cache

@@ -206,7 +206,7 @@ def _stage1(pnet, image: np.ndarray) -> np.ndarray:
             continue
         cells = np.stack([xs, ys], axis=1).astype(np.float32)
         boxes = np.hstack([
-            np.fix((2 * cells + 1) / scale), np.fix((2 * cells + 12) / scale),
+            np.trunc((2 * cells + 1) / scale), np.trunc((2 * cells + 12) / scale),
             score[xs, ys][:, None], reg[0, xs, ys, :],
         ])  # fmt: skip
         found.append(boxes[_nms(boxes, 0.5)])
@@ -217,7 +217,7 @@ def _stage1(pnet, image: np.ndarray) -> np.ndarray:
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     shifted = boxes[:, 0:4] + boxes[:, 5:9] * np.stack([w, h, w, h], axis=1)
     boxes = _square(np.hstack([shifted, boxes[:, 4:5]]))
-    boxes[:, 0:4] = np.fix(boxes[:, 0:4])
+    boxes[:, 0:4] = np.trunc(boxes[:, 0:4])
     return boxes
 
 
@@ -241,7 +241,7 @@ def _detect(nets: dict, image: np.ndarray) -> np.ndarray:
         keep = _nms(boxes, 0.7)
         boxes = _square(_regress(boxes[keep], reg[keep]))
     if len(boxes):
-        boxes[:, 0:4] = np.fix(boxes[:, 0:4])
+        boxes[:, 0:4] = np.trunc(boxes[:, 0:4])
         boxes, (reg, _points) = _refine(
             nets["onet"], ["dense_5", "dense_6", "softmax_2"], image, boxes, 48, STAGE_THRESHOLDS[2]
         )
