@@ -10,7 +10,14 @@ PYENV_ROOT ?= $(shell pyenv root 2>/dev/null)
 runs = $(shell $(1) -c "" >/dev/null 2>&1 && echo $(1))
 find_python = $(firstword $(call runs,python$(1)) \
                 $(foreach p,$(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/$(1).*/bin/python$(1)))),$(call runs,$(p))))
-ifndef PYTHON
+ifdef PYTHON
+# PYTHON=python3.12 that does not start here (a pyenv shim whose version is not the active one)
+# means that version wherever find_python finds it.
+ifeq ($(call runs,$(PYTHON)),)
+wanted := $(patsubst python%,%,$(filter python3.%,$(notdir $(PYTHON))))
+override PYTHON := $(or $(if $(wanted),$(call find_python,$(wanted))),$(PYTHON))
+endif
+else
 PYTHON := $(firstword $(foreach v,$(SUPPORTED),$(call find_python,$(v))) \
             $(shell python3 -c "import sys; sys.exit('%d.%d' % sys.version_info[:2] not in '$(SUPPORTED)'.split())" >/dev/null 2>&1 && echo python3))
 endif
@@ -29,7 +36,7 @@ PLATFORM := $(shell uname -s | tr A-Z a-z)-$(shell uname -m)
 .PHONY: setup run app test test-tools dist clean bench pythons
 
 $(STAMP): pyproject.toml
-	@case " $(SUPPORTED) " in *" $(PYVER) "*) ;; *) echo "Kling Preflight needs Python 3.11, 3.12 or 3.13: install one (python3.13 on the PATH is picked first), or name it with make PYTHON=/path/to/python3.12."; exit 1;; esac
+	@case " $(SUPPORTED) " in *" $(PYVER) "*) ;; *) echo "Kling Preflight needs Python 3.11, 3.12 or 3.13 ($(if $(PYVER),$(PYTHON) is $(PYVER),none was found)): install one, or name it with make PYTHON=/path/to/python3.13."; exit 1;; esac
 	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test,dist]"
