@@ -617,10 +617,11 @@ class _ScanTally:
 _SKIPPED_FOR_GOOD = frozenset({"dangling symlink", "symlink loop", "not a regular file or folder", UNSTORABLE_NAME})
 
 
-def _is_within(path: str, root: str) -> bool:
-    """Whether ``path`` is ``root`` or inside the folder ``root``."""
-    root = root.rstrip(os.sep) or os.sep
-    return path == root or path.startswith(root if root.endswith(os.sep) else root + os.sep)
+def _is_within(path: str, root: str, sep: str = os.sep) -> bool:
+    """Whether ``path`` is ``root`` or inside the folder ``root`` (both absolute, with the
+    system's separator ``sep``: roots are made absolute, which on Windows turns / into \\)."""
+    root = root.rstrip(sep) or sep
+    return path == root or path.startswith(root if root.endswith(sep) else root + sep)
 
 
 def _drain_list(items: list) -> Iterator:

@@ -778,14 +778,19 @@ def _filtered_rows_sql(filter: RowFilter) -> tuple[str, dict[str, Any]]:
     return sql, params
 
 
-def under_clause(column: str, root: str, name: str = "under") -> tuple[str, dict[str, Any]]:
+#: The separators of this system's paths: \\ and / on Windows, / elsewhere.
+PATH_SEPARATORS = tuple(filter(None, (os.sep, os.altsep)))
+
+
+def under_clause(
+    column: str, root: str, name: str = "under", separators: tuple[str, ...] = PATH_SEPARATORS
+) -> tuple[str, dict[str, Any]]:
     """SQL matching ``root`` itself and every path inside the folder ``root``.
 
     A range on the separator-terminated prefix rather than LIKE: exact (``/a/b`` does not
     match ``/a/bc``, ``%`` and ``_`` are not wildcards) and it uses the path index.
     ``name`` prefixes the parameters, so that several clauses can share one query.
     """
-    separators = [os.sep] + ([os.altsep] if os.altsep else [])
     stripped = root.rstrip("".join(separators))
     params: dict[str, Any] = {f"{name}_root": stripped}
     ranges = []
