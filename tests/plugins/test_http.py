@@ -267,12 +267,13 @@ def test_a_body_just_under_a_small_cap_is_read(server):
 # -- transport failures --------------------------------------------------------------------------
 
 
-def test_connection_refused_is_not_processed():
+def test_connection_refused_by_a_service_that_never_answered_stops_it():
     with socket.create_server(("127.0.0.1", 0)) as probe:
         port = probe.getsockname()[1]
-    with pytest.raises(NotProcessed) as caught:
+    with pytest.raises(ProviderStopped) as caught:
         client_for(f"http://127.0.0.1:{port}").post("/x")
-    assert "refused" in str(caught.value) and caught.value.status is None
+    assert "refused" in str(caught.value) and "check the base URL" in str(caught.value)
+    assert caught.value.status is None
 
 
 def test_a_connection_closed_without_an_answer_is_outcome_unknown(server):
@@ -309,7 +310,8 @@ def test_transport_errors_that_a_loopback_server_cannot_cause():
     client = client_for("https://api.example.com")
     dns = urllib3.exceptions.NameResolutionError("api.example.com", None, socket.gaierror("no such host"))
     refused_by_dns = requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/x", dns))
-    assert isinstance(client.transport_error(refused_by_dns), NotProcessed)
+    # Nothing has answered through this client yet: a wrong host, said at once.
+    assert isinstance(client.transport_error(refused_by_dns), ProviderStopped)
     assert "could not be resolved" in str(client.transport_error(refused_by_dns))
     assert isinstance(client.transport_error(requests.ConnectTimeout()), NotProcessed)
     assert isinstance(client.transport_error(requests.ReadTimeout()), OutcomeUnknown)
