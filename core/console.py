@@ -128,6 +128,24 @@ class RowTally:
             yield row
 
 
+def unknown_calls_lines(summary: Summary) -> list[str]:
+    """Sentences about calls whose outcome nobody knows (the journal's leftovers)."""
+    out = []
+    if summary.interrupted_calls:
+        n = summary.interrupted_calls
+        out.append(
+            f"{n} {'call was' if n == 1 else 'calls were'} in flight when an earlier run was interrupted: "
+            "recorded as failed, since they may have been billed or uploaded; --retry-failed sends them again."
+        )
+    if summary.calls_left:
+        n = summary.calls_left
+        out.append(
+            f"{n} {'call' if n == 1 else 'calls'} in flight {'was' if n == 1 else 'were'} left without an answer: "
+            "the next run records them as failed (they may have been billed or uploaded)."
+        )
+    return out
+
+
 def summary_table(summary: Summary, tally: RowTally) -> str:
     """The closing report: this run's counts, then the state of every file scanned."""
     out = []
@@ -149,6 +167,7 @@ def summary_table(summary: Summary, tally: RowTally) -> str:
         out.append(f"Stopped: {summary.halted}")
     elif summary.cancelled:
         out.append("Stopped by you: results so far are saved; run the same command again to continue.")
+    out.extend(unknown_calls_lines(summary))
     out.append("")
     out.append(f"{'Files':<28}{tally.files:>6}")
     for status, label in (
