@@ -411,8 +411,7 @@ class BatchRunner:
 
     def _check(self, store: Store, plan: Plan, work: Iterator[_Work]) -> Iterator[Event]:
         provider = self.provider
-        # --force asks again from scratch: remembered values (useapi's upload URLs) are redone.
-        memo = _MemoBridge({} if self.options.force else store.memo_items(provider.id))
+        memo = _MemoBridge(store.memo_items(provider.id))
         run_id = store.start_run(provider.id, _options_record(self.options, self.concurrency))
         desk = _JournalDesk(self._cancel)
         ctx = CheckContext(cancel=self._cancel, memo=memo, journal=desk)
