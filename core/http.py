@@ -202,7 +202,31 @@ def connection_settings(
     )
 
 
-def make_session(concurrency: int, live: "weakref.WeakSet | None" = None) -> requests.Session:
+class OpenConnections:
+    """The connections a session opened, kept weakly, safe to add to and cut from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connections: weakref.WeakSet = weakref.WeakSet()
+
+    def add(self, connection: Any) -> None:
+        with self._lock:
+            self._connections.add(connection)
+
+    def cut(self) -> None:
+        """Shut every socket down: a read blocked on one ends at once with an error."""
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def make_session(concurrency: int, live: OpenConnections | None = None) -> requests.Session:
     """A session whose pool holds one connection per concurrent call and never retries.
 
     :param concurrency: how many calls the provider makes at once.
@@ -217,7 +241,7 @@ def make_session(concurrency: int, live: "weakref.WeakSet | None" = None) -> req
     return session
 
 
-def mount_pools(session: requests.Session, concurrency: int, live: "weakref.WeakSet | None" = None) -> None:
+def mount_pools(session: requests.Session, concurrency: int, live: OpenConnections | None = None) -> None:
     """Give ``session`` a pool of ``concurrency`` connections per host (fewer would make
     urllib3 open and throw away extra ones, warning "Connection pool is full" each time)."""
     # Retries are the runner's decision: a silent retry here could pay twice.
@@ -231,7 +255,7 @@ def mount_pools(session: requests.Session, concurrency: int, live: "weakref.Weak
             old.close()
 
 
-def _tracking_pool_classes(live: weakref.WeakSet) -> dict[str, type]:
+def _tracking_pool_classes(live: OpenConnections) -> dict[str, type]:
     """urllib3 pool classes whose connections register in ``live`` once connected."""
 
     class Connection(urllib3.connection.HTTPConnection):
@@ -346,7 +370,7 @@ class HttpClient:
         self.max_body = max_body
         self._key = key
         self._auth = _BearerAuth(key) if key else None
-        self._live: weakref.WeakSet = weakref.WeakSet()  # connections, for abort()
+        self._live = OpenConnections()  # for abort()
         self._session = make_session(concurrency, self._live)
         #: The service has answered at least once (any status): it exists at this address.
         self._answered = threading.Event()
@@ -358,13 +382,7 @@ class HttpClient:
     def abort(self) -> None:
         """Cut every open connection, from any thread: calls in flight fail at once as
         "outcome unknown" instead of waiting for their answer (a second stop)."""
-        for connection in list(self._live):
-            sock = getattr(connection, "sock", None)
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+        self._live.cut()
 
     def __repr__(self) -> str:
         return f"HttpClient({self.service!r}, {self.base_url!r})"

@@ -341,3 +341,42 @@ def test_a_client_with_unusable_settings_is_refused(kw):
     settings = {"service": "Vendor", "base_url": "https://api.example.com", "key": KEY, "concurrency": 1, **kw}
     with pytest.raises(ValueError):
         HttpClient(**settings)
+
+
+def test_an_answer_that_arrives_after_the_cancel_flag_is_read_whole(server):
+    # The request was sent before the stop: its answer may be paid for, so it is kept.
+    cancel = threading.Event()
+
+    def slow(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"code\"")
+        cancel.set()  # the user stops while the answer is on its way
+        threading.Event().wait(0.1)
+        conn.sendall(b": 0}")
+
+    server.actions.append(slow)
+    reply = client_for(server.url).post("/x", cancel=cancel)
+    assert reply.status == 200 and reply.json_object() == {"code": 0}
+
+
+def test_abort_cuts_a_call_waiting_for_its_answer(server):
+    client = client_for(server.url, read_timeout=30)
+    server.actions.append(lambda conn: server.release.wait(10))
+    caught: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            client.post("/x")
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            caught.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    deadline = threading.Event()
+    for _ in range(200):  # until the request has reached the server
+        if server.requests:
+            break
+        deadline.wait(0.01)
+    client.abort()
+    caller.join(5)
+    assert not caller.is_alive(), "the call was still waiting after abort()"
+    assert len(caught) == 1 and isinstance(caught[0], OutcomeUnknown)
