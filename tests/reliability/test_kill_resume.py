@@ -28,7 +28,6 @@ import threading
 import time
 from pathlib import Path
 
-from core.runner import RunOptions
 
 KILLS = 20
 IMAGES = 250
@@ -144,8 +143,17 @@ def test_kill_9_twenty_times_across_one_batch_loses_and_repeats_nothing(tmp_path
         assert integrity == "ok", f"after kill {n}: {integrity}"
         kills.append({"rows": rows, "requests": len(comet.requests), "timed": timed})
 
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    (logs / "resumed.err").write_text(resumed.stderr)
+    assert "Traceback" not in resumed.stderr
+    # Calls in flight at a kill were journaled: the resumed run records them as failed (they
+    # may have been billed) instead of sending them again; --retry-failed sends them.
+    with sqlite3.connect(db) as conn:
+        unknown = {sha for (sha,) in conn.execute(
+            "SELECT sha256 FROM results WHERE provider = 'cometapi' AND error_code = 'outcome_unknown'")}
+    requests_before_retry = len(comet.requests)
     final = subprocess.run(
-        command + ["--export", str(tmp_path / "final.json")],
+        command + ["--retry-failed", "--export", str(tmp_path / "final.json")],
         env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
     )
     (logs / "final.out").write_text(final.stdout)
@@ -176,10 +184,13 @@ def test_kill_9_twenty_times_across_one_batch_loses_and_repeats_nothing(tmp_path
     # A request cut off by a kill before its body arrived names no image: leave it out.
     sent = [sha for sha in map(request_sha, log) if sha is not None]
     assert set(sent) == expected
-    # A kill -9 loses the answers not yet written: those in flight, and those the runner
-    # holds for its next batched write (at most flush_size). Those images are sent again.
+    # A kill -9 loses the answers of the calls in flight. Those are journaled, so nothing is
+    # sent again until --retry-failed asks for exactly those images.
     repeats = len(sent) - len(set(sent))
-    assert repeats <= KILLS * (RunOptions().flush_size + CONCURRENCY)
+    before_retry = [sha for sha in map(request_sha, log[:requests_before_retry]) if sha is not None]
+    assert len(before_retry) == len(set(before_retry)), "an image was sent twice without --retry-failed"
+    assert {sha for sha in map(request_sha, log[requests_before_retry:])} <= unknown
+    assert repeats <= len(unknown) <= KILLS * CONCURRENCY
 
     figures(
         "kills",
@@ -191,6 +202,8 @@ def test_kill_9_twenty_times_across_one_batch_loses_and_repeats_nothing(tmp_path
         requests=len(sent),
         resent_after_commit=resent,
         calls_repeated_after_unwritten_answers=repeats,
+        sent_twice_without_retry_failed=len(before_retry) - len(set(before_retry)),
+        unknown_outcomes=len(unknown),
         integrity_checks_ok=KILLS + 1,
         data_lost=0,
     )

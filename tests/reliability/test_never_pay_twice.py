@@ -241,3 +241,86 @@ def test_cometapi_stopped_and_killed_at_random_never_bills_an_image_twice(tmp_pa
 def test_useapi_stopped_and_killed_at_random_never_uploads_an_image_twice(tmp_path, photo_folder, useapi, figures):
     _, counts = campaign(tmp_path, photo_folder, useapi, "useapi", "KLING_PREFLIGHT_USEAPI_KEY", "upload", USEAPI_CYCLES)
     figures("never_pay_twice", **counts)
+
+
+DESKTOP_CYCLES = 8
+
+
+def test_the_desktop_stop_pressed_at_random_moments_never_bills_an_image_twice(
+    qtbot, tmp_path, photo_folder, comet, make_app, figures
+):
+    from core.runner import BatchRunner, RunOptions
+    from desktop.worker import RunSession
+
+    photos = tmp_path / "photos"
+    shas = link_photos(photo_folder, photos, IMAGES)
+    home, db = tmp_path / "home", tmp_path / "results.db"
+    app = make_app(home, {"KLING_PREFLIGHT_HOME": str(home), "KLING_PREFLIGHT_COMETAPI_KEY": comet.key})
+    overrides = {"base_url": comet.base_url, "concurrency": CONCURRENCY}
+    comet.latency = LATENCY
+    rng = random.Random(SEED)
+    lost = unknown_after_single_stop = 0
+    presses: Counter[str] = Counter()
+
+    def run_session(**options) -> RunSession:
+        runner = BatchRunner(db, app.create_provider("cometapi", overrides), RunOptions(**options))
+        session = RunSession(runner, [str(photos)])
+        session.confirmation_needed.connect(lambda _plan: session.answer_plan(True))
+        return session
+
+    for n in range(DESKTOP_CYCLES):
+        twice = n % 2 == 1
+        before = len(comet.requests)
+        session = run_session()
+        with qtbot.waitSignal(session.ended, timeout=60_000):
+            session.start()
+            qtbot.waitUntil(lambda: len(comet.requests) > before or comet.in_flight > 0, timeout=30_000)
+            qtbot.wait(rng.randint(0, round(4000 * LATENCY)))
+            if session.running:
+                session.stop()
+                if twice:
+                    qtbot.wait(rng.randint(20, 100))
+                    session.stop()
+                presses["stop_twice" if twice else "stop"] += 1
+        session.deleteLater()
+        wait_until_idle(comet)
+        results, journal, _ = read_db(db, "cometapi")
+        for record in comet.requests[before:]:
+            sha = comet_sha(record) if record.billed else None
+            if sha is None or (sha in results and results[sha]["status"] == "checked"):
+                continue
+            unknown_after_single_stop += not twice
+            lost += sha not in journal
+    during_cycles = Counter(comet_sha(r) for r in comet.requests if r.billed)
+
+    comet.latency = 0.0
+    first = run_session()  # the first run after the last stop settles the journal
+    with qtbot.waitSignal(first.ended, timeout=60_000):
+        first.start()
+    first.deleteLater()
+    unknown = {sha for sha, r in read_db(db, "cometapi")[0].items() if r["error_code"] == "outcome_unknown"}
+    for options in ({"retry_failed": True},):
+        session = run_session(**options)
+        with qtbot.waitSignal(session.ended, timeout=60_000):
+            session.start()
+        session.deleteLater()
+    results, journal, _ = read_db(db, "cometapi")
+    assert set(results) == set(shas) and {r["status"] for r in results.values()} == {"checked"} and not journal
+    twice_without_retry = sum(1 for count in during_cycles.values() if count > 1)
+    assert twice_without_retry == 0 and lost == 0 and unknown_after_single_stop == 0
+    again = {sha for sha, count in Counter(comet_sha(r) for r in comet.requests if r.billed).items() if count > 1}
+    assert again <= unknown
+    figures(
+        "never_pay_twice",
+        provider="cometapi (desktop Stop)",
+        images=IMAGES,
+        cycles=DESKTOP_CYCLES,
+        signals=dict(presses),
+        paid_twice_without_retry=twice_without_retry,
+        answers_lost=lost,
+        unknown_after_single_ctrl_c=unknown_after_single_stop,
+        unknown_outcomes=len(unknown),
+        paid_again_by_retry_failed=len(again),
+        photos_accounted_for=len(results),
+        data_lost=lost,
+    )
