@@ -23,7 +23,7 @@ from . import __version__
 from .console import ProgressDisplay, describe_plan, progress_line, scan_line, summary_table
 from .context import AppContext
 from .errors import ProviderError, user_sentence
-from .events import FileSkipped, Finished, ImageFinished, Plan, ProviderHalted, ScanProgress, Waiting
+from .events import FileSkipped, Finished, ImageFinished, Plan, ProviderHalted, ScanProgress, Stopping, Waiting
 from .export import FORMATS, export_file
 from .logs import setup_logging
 from .plugins import BUILTIN_PLUGINS
@@ -240,10 +240,14 @@ def _drive(runner: BatchRunner, paths, confirm: Callable[[Plan], bool] | None):
     summary = None
 
     def on_interrupt(signum, frame):
-        signal.signal(signal.SIGINT, previous)
-        runner.cancel()
         display.clear()
-        click.echo("Stopping: saving the results so far (Ctrl-C again to quit at once)...", err=True)
+        if runner.stopping:  # the second Ctrl-C: leave the calls in flight (a third quits)
+            signal.signal(signal.SIGINT, previous)
+            runner.abandon()
+            click.echo("Leaving the calls in flight; they are recorded as unknown.", err=True)
+            return
+        runner.cancel()
+        click.echo("Stopping: no new calls; saving the results so far...", err=True)
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
@@ -261,6 +265,9 @@ def _drive(runner: BatchRunner, paths, confirm: Callable[[Plan], bool] | None):
                     click.echo(describe_plan(event))
                 elif confirm is not None and not confirm(event):
                     runner.cancel()
+            elif isinstance(event, Stopping):
+                display.clear()
+                click.echo(f"{str(event).capitalize()} (Ctrl-C again to leave them)...", err=True)
             elif isinstance(event, Waiting):
                 waiting = event
                 display.show(f"{event}")

@@ -22,6 +22,7 @@ from .words import (  # noqa: F401  (VERDICT_LABELS, format_duration: importers 
     open_sentence,
     plural,
     run_sentence,
+    unknown_calls_lines,
 )
 
 
@@ -101,6 +102,7 @@ def summary_table(summary: Summary, counts: RowSummary) -> str:
         out.append(f"Stopped: {summary.halted}")
     elif summary.cancelled:
         out.append("Stopped by you: results so far are saved; run the same command again to continue.")
+    out.extend(unknown_calls_lines(summary))
     out.append("")
     out.append(f"{'Files':<28}{counts.files:>6,}")
     for status, label in STATUS_SUMMARY_LABELS.items():

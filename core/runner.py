@@ -7,7 +7,12 @@ pool of worker threads. The thread that iterates the generator is the only one t
 to the database; workers hand their outcomes back and never touch it.
 
 Control from any thread: :meth:`pause` (finish what is in flight, start nothing new),
-:meth:`resume`, :meth:`cancel` (stop now: results already obtained are kept).
+:meth:`resume`, :meth:`cancel` (start nothing new, wait a bounded time for the calls in
+flight and keep every answer), :meth:`abandon` (a second stop: leave those calls at once).
+
+Never pay twice: before a call that costs money or leaves something behind goes out, the
+writer thread journals it in the store, committed (``Provider.journal_kind``); its answer
+replaces the row. Rows a killed run left behind are settled when the next run starts.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from .events import (
     Progress,
     ProviderHalted,
     ScanProgress,
+    Stopping,
     Summary,
     Waiting,
 )
@@ -87,8 +93,9 @@ class RunOptions:
     #: 0.2 s for a local one (thousands a second, nothing to pay).
     flush_size: int = 100
     flush_interval: float | None = None
-    #: After a cancel, how long to wait for calls already in flight to come back.
-    cancel_grace: float = 3.0
+    #: After a cancel, how long to wait for calls already in flight to come back; None: as
+    #: long as a call can take (the provider's ``longest_call``), since answers may be paid.
+    cancel_grace: float | None = None
     #: Seed for the retry jitter (tests make it reproducible).
     seed: int | None = None
     #: Files and images read back from the worklist at a time (memory stays flat whatever
@@ -130,23 +137,50 @@ class _MemoBridge(DictMemo):
             return bool(self._pending)
 
 
+class _JournalDesk:
+    """Journal requests from workers (:attr:`CheckContext.journal`), served by the writer
+    thread: a worker waits until its row is committed, or the batch stops."""
+
+    def __init__(self, cancel: threading.Event) -> None:
+        self._cancel = cancel
+        self._requests: queue.SimpleQueue[tuple[ProbedImage, str, threading.Event]] = queue.SimpleQueue()
+
+    def __call__(self, image: ProbedImage, kind: str) -> None:
+        done = threading.Event()
+        self._requests.put((image, kind, done))
+        while not done.wait(0.05):
+            if self._cancel.is_set():
+                raise Cancelled()
+
+    def serve(self, write: Callable[[list[tuple[str, str, str]]], None]) -> None:
+        """Write every waiting request in one transaction, then release their workers."""
+        taken = list(_drain_queue(self._requests))
+        if taken:
+            write([(image.sha256, kind, image.path) for image, kind, _ in taken])
+            for _, _, done in taken:
+                done.set()
+
+
 class BatchRunner:
     def __init__(self, db_path: str | Path, provider: Provider, options: RunOptions = RunOptions()) -> None:
         self.db_path = Path(db_path)
         self.provider = provider
         self.options = options
         self._cancel = threading.Event()
+        self._abandon = threading.Event()  # a second stop: calls in flight are left
         self._running = threading.Event()  # cleared while paused
         self._running.set()
         self._halted = threading.Event()
         self._answered = threading.Event()  # the provider has answered about an image
         self._halt_message: str | None = None
+        self._interrupted_calls = 0  # calls a killed earlier run left in flight
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._gate_lock = threading.Lock()
         self._gate_until = 0.0  # no call starts before this monotonic time (rate limits)
         self._rng = random.Random(options.seed)
         concurrency = options.concurrency or provider.config.get("concurrency") or provider.default_concurrency
         self.concurrency = max(1, int(concurrency))
+        provider.set_concurrency(self.concurrency)
         self.flush_interval = (
             options.flush_interval if options.flush_interval is not None else (0.0 if provider.remote else 0.2)
         )
@@ -175,6 +209,16 @@ class BatchRunner:
         self._cancel.set()
         self._running.set()  # a paused runner must wake up to stop
 
+    def abandon(self) -> None:
+        """Stop without waiting for the calls in flight: they stay journaled as unknown."""
+        self._abandon.set()
+        self.cancel()
+        self.provider.abort()
+
+    @property
+    def stopping(self) -> bool:
+        return self._cancel.is_set()
+
     @property
     def paused(self) -> bool:
         return not self._running.is_set()
@@ -190,6 +234,8 @@ class BatchRunner:
             self.provider.close()
 
     def _run(self, store: Store, roots: list[str]) -> Iterator[Event]:
+        # Before the plan, so that calls a kill left in flight count as failed, not to do.
+        self._interrupted_calls = store.close_interrupted(self.provider.id, self.provider.unknown_outcome_messages)
         worklist = Worklist(store, page_size=self.options.page_size)
         tally = yield from self._scan(store, worklist, roots)
         plan = self._plan(worklist, tally)
@@ -207,6 +253,7 @@ class BatchRunner:
                     not_attempted=plan.to_check if not self.options.dry_run else 0,
                     cancelled=self._cancel.is_set(),
                     dry_run=self.options.dry_run,
+                    interrupted_calls=self._interrupted_calls,
                 )
             )
             return
@@ -355,10 +402,17 @@ class BatchRunner:
     def _check(self, store: Store, plan: Plan, work: Iterator[_Work]) -> Iterator[Event]:
         provider = self.provider
         memo = _MemoBridge(store.memo_items(provider.id))
-        ctx = CheckContext(cancel=self._cancel, memo=memo)
         run_id = store.start_run(provider.id, _options_record(self.options, self.concurrency))
+        desk = _JournalDesk(self._cancel)
+        ctx = CheckContext(cancel=self._cancel, memo=memo, journal=desk)
+
+        def serve_journal() -> None:
+            desk.serve(lambda calls: store.journal_calls(provider.id, calls, run_id))
+
         pending = _Lookahead(work)
         running: set[Future] = set()
+        journaled: dict[Future, str] = {}  # the image of each call in flight the journal holds
+        unsent: list[str] = []  # journaled images whose call never went out
         buffered: list[Outcome] = []
         counts: Counter[str] = Counter()
         started = time.monotonic()
@@ -389,12 +443,29 @@ class BatchRunner:
                     counts[outcome.status.value] += 1
                     yield ImageFinished(outcome, progress())
                 buffered = []
+            if unsent:
+                store.forget_calls(provider.id, unsent)
+                unsent.clear()
             last_flush = time.monotonic()
+
+        def submit(item: _Work) -> None:
+            # Committed before the call can leave: a kill from here on leaves a row that the
+            # next run reads as "outcome unknown" instead of sending the image again.
+            kind = provider.journal_kind(item.image, memo)
+            if kind is not None:
+                store.journal_calls(provider.id, [(item.image.sha256, kind, item.image.path)], run_id)
+            fut = pool.submit(self._check_one, item, ctx)
+            running.add(fut)
+            if kind is not None:
+                journaled[fut] = item.image.sha256
 
         def collect(done: Iterable[Future]) -> None:
             for fut in done:
                 running.discard(fut)
+                sha = journaled.pop(fut, None)
                 result: _WorkerResult = fut.result()
+                if result.outcome is None and sha is not None:
+                    unsent.append(sha)
                 if result.outcome is not None:
                     buffered.append(result.outcome)
                     if result.outcome.status in (Status.CHECKED, Status.REJECTED):
@@ -410,7 +481,7 @@ class BatchRunner:
                     # bad key or a wrong URL costs one call, not one per worker.
                     limit = self.concurrency if self._answered.is_set() else 1
                     while pending and len(running) < limit:
-                        running.add(pool.submit(self._check_one, pending.take(), ctx))
+                        submit(pending.take())
                 if not running:
                     if self._halted.is_set():
                         break
@@ -418,6 +489,7 @@ class BatchRunner:
                 else:
                     done, _ = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
                     collect(done)
+                serve_journal()
                 yield from _drain_queue(self._events)
                 # An upload's URL is written at once: a kill must not make us upload it again.
                 if memo.has_pending() or len(buffered) >= self.options.flush_size or (
@@ -426,9 +498,17 @@ class BatchRunner:
                     yield from flush()
             if self._cancel.is_set():
                 state = "cancelled"
-                # Calls already sent may still come back with a (paid) answer: keep it.
-                done, _ = wait(running, timeout=self.options.cancel_grace)
-                collect(done)
+                yield from _drain_queue(self._events)
+                # Calls already sent may come back with a paid answer: keep each one, stored
+                # as it arrives, until a second stop or the grace runs out.
+                grace = self.options.cancel_grace if self.options.cancel_grace is not None else provider.longest_call
+                if running and not self._abandon.is_set():
+                    yield Stopping(len(running), grace)
+                deadline = time.monotonic() + grace
+                while running and not self._abandon.is_set() and time.monotonic() < deadline:
+                    done, _ = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
+                    collect(done)
+                    yield from flush()
             elif self._halted.is_set():
                 state = "stopped"
             yield from _drain_queue(self._events)
@@ -444,6 +524,7 @@ class BatchRunner:
             except Exception:  # the store failed (disk full, locked): say so, keep the first error
                 log.exception("could not write the last results")
             not_attempted = plan.to_check - (counts["checked"] + counts["rejected"] + counts["failed"])
+            left = len(journaled)  # sent, never answered: journaled as unknown
             summary = Summary(
                 provider=provider.id,
                 checked=counts["checked"],
@@ -455,6 +536,8 @@ class BatchRunner:
                 cancelled=state == "cancelled",
                 halted=self._halt_message,
                 elapsed=time.monotonic() - started,
+                interrupted_calls=self._interrupted_calls,
+                calls_left=left,
             )
             try:
                 store.finish_run(run_id, state, _summary_record(summary))

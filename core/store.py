@@ -64,9 +64,18 @@ Tables
 ``runs`` — one row per batch.
 
 - ``id`` INTEGER primary key; ``provider`` TEXT; ``started_at``, ``finished_at`` TEXT;
-  ``state`` TEXT: ``running``, ``finished``, ``stopped`` or ``cancelled``;
+  ``state`` TEXT: ``running``, ``finished``, ``stopped``, ``cancelled`` or ``interrupted``
+  (still ``running`` when a later run started: the process was killed);
   ``options`` TEXT, JSON object: the batch's options; ``counts`` TEXT, JSON object: images per
-  outcome when it ended.
+  outcome when it ended; ``pid`` INTEGER: the process that ran it.
+
+``calls`` — the journal of calls in flight: one row per paid or side-effecting call (a
+CometAPI recognition, a useapi upload), committed before the call goes out and deleted when
+its answer is stored. A row left behind means nobody knows what became of that call.
+
+- ``provider``, ``sha256``, ``kind`` TEXT: the primary key; ``kind`` is the provider's name
+  for the call, and when a memo value of that kind is stored the call's answer is kept.
+- ``path`` TEXT: the file sent; ``run_id`` INTEGER: the run that sent it; ``started_at`` TEXT.
 
 ``_sqlite_migrations`` is sqlite-utils' record of the applied schema migrations.
 """
@@ -99,7 +108,7 @@ ROW_STATUSES: tuple[str, ...] = tuple(s.value for s in Status) + ("pending",)
 #: The values a verdict column holds.
 VERDICT_VALUES: tuple[str, ...] = tuple(v.value for v in Verdict)
 
-RUN_STATES: frozenset[str] = frozenset({"running", "finished", "stopped", "cancelled"})
+RUN_STATES: frozenset[str] = frozenset({"running", "finished", "stopped", "cancelled", "interrupted"})
 
 BUSY_TIMEOUT_MS = 10_000
 #: Paths per lookup query in :meth:`Store.cached_probes`.
@@ -186,6 +195,39 @@ def m001_initial_schema(db: Database) -> None:
         "CREATE INDEX idx_results_verdict_avatar ON results (verdict_avatar)",
         "CREATE INDEX idx_results_verdict_tryon ON results (verdict_tryon)",
         "CREATE INDEX idx_results_verdict_asset ON results (verdict_asset)",
+    ]
+    for statement in statements:
+        db.execute(statement)
+
+
+@MIGRATIONS()
+def m101_call_journal(db: Database) -> None:
+    # A run a kill left open is closed as 'interrupted', a state the CHECK of m001 refuses:
+    # SQLite cannot alter a CHECK, so the table is rebuilt (ids kept).
+    statements = [
+        """CREATE TABLE runs_new (
+    id INTEGER PRIMARY KEY,
+    provider TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    state TEXT NOT NULL CHECK (state IN ('running', 'finished', 'stopped', 'cancelled', 'interrupted')),
+    options TEXT NOT NULL DEFAULT '{}',
+    counts TEXT,
+    pid INTEGER
+)""",
+        """INSERT INTO runs_new (id, provider, started_at, finished_at, state, options, counts)
+    SELECT id, provider, started_at, finished_at, state, options, counts FROM runs""",
+        "DROP TABLE runs",
+        "ALTER TABLE runs_new RENAME TO runs",
+        """CREATE TABLE calls (
+    provider TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    path TEXT,
+    run_id INTEGER,
+    started_at TEXT NOT NULL,
+    PRIMARY KEY (provider, sha256, kind)
+) WITHOUT ROWID""",  # a handful of rows, written twice per call: one page each time
     ]
     for statement in statements:
         db.execute(statement)
@@ -449,6 +491,12 @@ class Store:
         if rows:
             with self.writing():
                 self.db["results"].upsert_all(rows, pk=("sha256", "provider"))
+                # The answer replaces the journal's record of the call (see ``calls``).
+                self.db.execute(
+                    "DELETE FROM calls WHERE (provider, sha256) IN (SELECT json_extract(value, '$[0]'), "
+                    "json_extract(value, '$[1]') FROM json_each(?))",
+                    [json.dumps([[o.provider, o.sha256] for o in outcomes])],
+                )
 
     def memo_items(self, provider: str) -> dict[tuple[str, str], str]:
         """:returns: (sha256, kind) -> value of everything ``provider`` remembered."""
@@ -468,18 +516,117 @@ class Store:
         if rows:
             with self.writing():
                 self.db["memo"].upsert_all(rows, pk=("provider", "sha256", "kind"))
+                # A call whose answer is this value is answered (a useapi upload by its URL).
+                self.db.execute(
+                    "DELETE FROM calls WHERE provider = ? AND (sha256, kind) IN (SELECT json_extract(value, '$[0]'), "
+                    "json_extract(value, '$[1]') FROM json_each(?))",
+                    [provider, json.dumps([[sha, kind] for sha, kind, _ in items])],
+                )
 
     def start_run(self, provider: str, options: Mapping[str, Any]) -> int:
-        """Record that a batch started.
+        """Record that a batch started, in this process.
 
         :param options: the batch's options, stored as JSON (values that are not JSON as text).
         :returns: the run's id.
         """
         cursor = self.db.execute(
-            "INSERT INTO runs (provider, started_at, state, options) VALUES (?, ?, 'running', ?)",
-            [provider, _now(), json.dumps(dict(options), ensure_ascii=False, default=str)],
+            "INSERT INTO runs (provider, started_at, state, options, pid) VALUES (?, ?, 'running', ?, ?)",
+            [provider, _now(), json.dumps(dict(options), ensure_ascii=False, default=str), os.getpid()],
         )
         return int(cursor.lastrowid)
+
+    # --- the journal of calls in flight ----------------------------------------------------
+
+    def journal_calls(self, provider: str, calls: Iterable[tuple[str, str, str]], run_id: int | None) -> None:
+        """Record, committed, that these calls are about to go out.
+
+        :param calls: (sha256, kind, path) triples; a call already journaled is recorded again.
+        :param run_id: the run sending them.
+        """
+        now = _now()
+        rows = [
+            {"provider": provider, "sha256": sha, "kind": kind, "path": path, "run_id": run_id, "started_at": now}
+            for sha, kind, path in calls
+        ]
+        if rows:
+            with self.writing():
+                self.db["calls"].upsert_all(rows, pk=("provider", "sha256", "kind"))
+
+    def forget_calls(self, provider: str, shas: Iterable[str]) -> None:
+        """Drop the journal rows of calls that were never sent (the batch stopped first).
+
+        :param shas: the images concerned.
+        """
+        shas = list(shas)
+        if shas:
+            with self.writing():
+                self.db.execute(
+                    "DELETE FROM calls WHERE provider = ? AND sha256 IN (SELECT value FROM json_each(?))",
+                    [provider, json.dumps(shas)],
+                )
+
+    def close_interrupted(self, provider: str, unknown: Mapping[str, str]) -> int:
+        """Settle what a killed run of ``provider`` left behind, at the start of the next one.
+
+        Its runs still ``running`` become ``interrupted``; each journaled call whose answer was
+        never stored becomes a failed result (never re-sent silently), and a call whose answer
+        is in the memo is simply dropped. Runs of a process that is still alive are left alone.
+
+        :param unknown: call kind -> the sentence the failed result carries (kinds missing
+            here get a general sentence).
+        :returns: how many calls had an unknown outcome.
+        """
+        with self.writing():
+            alive = [
+                row["id"]
+                for row in self.db.query("SELECT id, pid FROM runs WHERE provider = ? AND state = 'running'", [provider])
+                if row["pid"] is not None and _process_alive(row["pid"])
+            ]
+            self.db.execute(
+                "UPDATE runs SET state = 'interrupted', finished_at = ? WHERE provider = ? AND state = 'running' "
+                "AND id NOT IN (SELECT value FROM json_each(?))",
+                [_now(), provider, json.dumps(alive)],
+            )
+            left = list(
+                self.db.query(
+                    """
+                    SELECT c.sha256, c.kind, c.path, c.run_id FROM calls AS c
+                    WHERE c.provider = :provider AND (c.run_id IS NULL OR c.run_id NOT IN (SELECT value FROM json_each(:alive)))
+                    """,
+                    {"provider": provider, "alive": json.dumps(alive)},
+                )
+            )
+            answered = {
+                (row["sha256"], row["kind"])
+                for row in self.db.query("SELECT sha256, kind FROM memo WHERE provider = ?", [provider])
+            }
+            outcomes = [
+                Outcome(
+                    row["sha256"], provider, row["path"], Status.FAILED,
+                    error_code="outcome_unknown",
+                    error=unknown.get(row["kind"], "The run was interrupted while this call was in flight; "
+                                      "nobody knows whether it was processed."),
+                    attempts=1,
+                )  # fmt: skip
+                for row in left
+                if (row["sha256"], row["kind"]) not in answered
+            ]
+            self.save_outcomes(outcomes)  # also deletes their journal rows
+            self.db.execute(
+                "DELETE FROM calls WHERE provider = ? AND (sha256, kind) IN (SELECT json_extract(value, '$[0]'), "
+                "json_extract(value, '$[1]') FROM json_each(?))",
+                [provider, json.dumps([[row["sha256"], row["kind"]] for row in left])],
+            )
+        return len(outcomes)
+
+    def calls_in_flight(self, provider: str | None = None) -> list[dict[str, Any]]:
+        """:returns: the journal's rows (of one provider, or all), oldest first."""
+        return list(
+            self.db.query(
+                "SELECT * FROM calls WHERE :provider IS NULL OR provider = :provider ORDER BY started_at, sha256",
+                {"provider": provider},
+            )
+        )
 
     def finish_run(self, run_id: int, state: str, counts: Mapping[str, int]) -> None:
         """Record how a batch ended.
@@ -880,6 +1027,19 @@ def problems_from_json(text: str | None) -> tuple[Problem, ...]:
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (a run it started may still be going)."""
+    if pid == os.getpid():
+        return False  # a run of this process still 'running' was abandoned by it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
 
 
 def _casefold(text: str | None) -> str | None:

@@ -581,7 +581,10 @@ class MainWindow(QMainWindow):
             # Never block the window on a run: stop it, and close once its results are saved.
             self._close_when_stopped = True
             self.session.stop()
-            self.show_info("Stopping the run: the window closes once the results so far are saved.")
+            self.show_info(
+                "Stopping the run: the window closes once the answers of the calls in flight are saved "
+                "(close again to leave them)."
+            )
             event.ignore()
             return
         if not self._closed:
