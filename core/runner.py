@@ -425,9 +425,11 @@ class BatchRunner:
                 if not self.paused and not self._halted.is_set():
                     # Slow start: one call alone until the provider has answered once, so a
                     # bad key or a wrong URL costs one call, not one per worker.
-                    limit = self._pacer.limit if self._answered.is_set() else 1
-                    # A photo waiting out a fault of its own makes no call: start another.
-                    while pending and len(running) - self._pacer.resting < limit and len(running) < 2 * self.concurrency:
+                    answered = self._answered.is_set()
+                    limit = self._pacer.limit if answered else 1
+                    # Then a photo waiting out a fault of its own makes no call: start another.
+                    resting = self._pacer.resting if answered else 0
+                    while pending and len(running) - resting < limit and len(running) < 2 * self.concurrency:
                         running.add(pool.submit(self._check_one, pending.take(), ctx))
                 if not running:
                     if self._halted.is_set():
