@@ -189,6 +189,7 @@ class Pacer:
         self._in_flight = 0
         self._resting = 0
         self._hold_until = 0.0
+        self._held = 0.0
         self._streak = 0
         self._down_since: float | None = None
         self._probe_at = 0.0
@@ -210,6 +211,12 @@ class Pacer:
         """Workers waiting out a fault of their own request (they hold no call)."""
         with self._cond:
             return self._resting
+
+    @property
+    def held(self) -> float:
+        """Seconds of holds so far (overlapping holds counted once): waits the server asked for."""
+        with self._cond:
+            return self._held
 
     @property
     def down(self) -> bool:
@@ -307,8 +314,10 @@ class Pacer:
             (worth telling the user), False when a hold already covers it.
         """
         with self._cond:
-            until = self._clock() + seconds
+            now = self._clock()
+            until = now + seconds
             extend = until > self._hold_until + 0.5
+            self._held += max(0.0, until - max(now, self._hold_until))
             self._hold_until = max(self._hold_until, until)
             return extend
 

@@ -9,7 +9,7 @@ is final.
 Two kinds of wait, because they concern different things (``core.pacing`` applies them):
 
 - a rate limit concerns the account: the whole pool waits, ``Retry-After`` when the server
-  gives one, else the provider's base wait, doubled for each rate limit in a row;
+  gives one, else the provider's base wait (longer, up to twice it, when they repeat);
 - a fault of one request (500, 503, a dropped connection, a timeout) concerns that request:
   only its retry waits, from a short base with jitter, while the other workers go on.
 """
@@ -23,14 +23,18 @@ from .errors import NotProcessed, OutcomeUnknown, ProviderError, RateLimited
 
 #: Default first wait before retrying one request after a fault, in seconds.
 FAULT_BASE_DELAY = 0.5
+#: Each rate limit in a row makes the pool's wait this much longer, up to RATE_LIMIT_MOST
+#: times the base wait.
+RATE_LIMIT_GROWTH = 1.5
+RATE_LIMIT_MOST = 2.0
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     #: Attempts in all for one image when retries are free (rate limits, not processed).
     max_attempts: int = 6
-    #: First wait of the pool after a rate limit without Retry-After, in seconds; doubles for
-    #: each rate limit in a row. None: the provider's own ``rate_limit_base_wait`` (CometAPI
+    #: Wait of the pool after a rate limit without Retry-After, in seconds (see
+    #: ``rate_limit_wait``). None: the provider's own ``rate_limit_base_wait`` (CometAPI
     #: 1 s, as Kling asks; useapi 10 s, as its scripts do).
     base_delay: float | None = None
     #: First wait before one request is retried after a fault; doubles each attempt. None:
@@ -67,12 +71,15 @@ class RetryPolicy:
         for longer than we wait.
 
         :param streak: rate limits in a row, this one included, with no answer between.
-        No jitter: one gate releases every worker at once anyway, and the server's own
-        number is the one to keep to.
+        Without Retry-After: the base wait, half as long again for each rate limit in a row,
+        up to twice the base wait. It grows no further because the pacer also lowers the
+        calls in flight when rate limits repeat, and a longer pause would only leave the
+        account idle. No jitter: one gate releases every worker at once anyway.
         """
         if error.retry_after is not None:
             return None if error.retry_after > self.max_retry_after else max(0.0, error.retry_after)
-        return min(self.cap, (self.base_delay or 1.0) * 2 ** (max(1, streak) - 1))
+        base = self.base_delay or 1.0
+        return min(self.cap, base * min(RATE_LIMIT_GROWTH ** (max(1, streak) - 1), RATE_LIMIT_MOST))
 
     def next_wait(
         self,

@@ -181,6 +181,11 @@ class BatchRunner:
     def paused(self) -> bool:
         return not self._running.is_set()
 
+    @property
+    def pacer(self) -> Pacer:
+        """The pace of this batch's calls (read-only use: limit, holds)."""
+        return self._pacer
+
     # -- the batch ------------------------------------------------------------------------
 
     def run(self, roots: Iterable[str | os.PathLike]) -> Iterator[Event]:
