@@ -135,18 +135,13 @@ class FakeProcess:
             self.proc.wait(10)
 
 
-def run_checks(folder: Path, db: Path, base_url: str, key: str, concurrency: int) -> dict:
-    """Scan ``folder`` and check every image with CometAPI, as the command line does.
+def check_phase(runner, folder: Path):
+    """Run the batch over ``folder``; time its check phase (from the plan to the end).
 
-    :returns: the check phase's wall and CPU seconds, the calls made and how they ended.
+    :returns: the stopwatch and the batch's summary.
     """
     from core.events import Finished, Plan
-    from core.providers import ProviderConfig
-    from core.runner import BatchRunner, RunOptions
-    from plugins.cometapi import CometAPIProvider
 
-    config = ProviderConfig(settings={"base_url": base_url, "concurrency": concurrency}, key=key, key_source="environment")
-    runner = BatchRunner(db, CometAPIProvider(config), RunOptions(concurrency=concurrency))
     check = Stopwatch()
     summary = None
     for event in runner.run([str(folder)]):
@@ -156,6 +151,21 @@ def run_checks(folder: Path, db: Path, base_url: str, key: str, concurrency: int
             check.__exit__()
             summary = event.summary
     assert summary is not None
+    return check, summary
+
+
+def run_checks(folder: Path, db: Path, base_url: str, key: str, concurrency: int) -> dict:
+    """Scan ``folder`` and check every image with CometAPI, as the command line does.
+
+    :returns: the check phase's wall and CPU seconds, the calls made and how they ended.
+    """
+    from core.providers import ProviderConfig
+    from core.runner import BatchRunner, RunOptions
+    from plugins.cometapi import CometAPIProvider
+
+    config = ProviderConfig(settings={"base_url": base_url, "concurrency": concurrency}, key=key, key_source="environment")
+    runner = BatchRunner(db, CometAPIProvider(config), RunOptions(concurrency=concurrency))
+    check, summary = check_phase(runner, folder)
     return {
         "wall": check.wall,
         "cpu": check.cpu,
@@ -250,7 +260,6 @@ def fault_run(provider_id: str, folder: Path, work: Path, faults: bool) -> dict:
     :returns: wall seconds of the check phase, images by outcome, the longest time with no
         call in flight, the fake's requests, slow answers, and images billed twice.
     """
-    from core.events import Finished, Plan
     from core.runner import BatchRunner
 
     tag = "faults" if faults else "clean"
@@ -259,15 +268,7 @@ def fault_run(provider_id: str, folder: Path, work: Path, faults: bool) -> dict:
     with FakeProcess(LATENCY, provider_id, extra) as fake:
         provider = timed_provider(provider_id, fake.base_url, fake.key)
         runner = BatchRunner(work / f"{provider_id}-{tag}.db", provider)
-        check = Stopwatch()
-        summary = None
-        for event in runner.run([str(folder)]):
-            if isinstance(event, Plan):
-                check.__enter__()
-            elif isinstance(event, Finished):
-                check.__exit__()
-                summary = event.summary
-    assert summary is not None
+        check, summary = check_phase(runner, folder)
     records = [json.loads(line) for line in log_file.read_text().splitlines()]
     paid = "recognize" if provider_id == "cometapi" else "upload"
     billed = Counter(r["image"] for r in records if r["endpoint"] == paid and r["billed"] and r["image"])
