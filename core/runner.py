@@ -578,8 +578,8 @@ class BatchRunner:
             _, failures = self._pacer.down_report()
             self._events.put(Waiting(
                 pacing.probe_wait,
-                f"{failures} calls in a row failed, so {self.provider.label} looks down: every call is held and one is "
-                f"tried now and then (the run stops after {format_duration(pacing.give_up_after)} without an answer)",
+                f"{self.provider.label} looks down ({failures} calls in a row failed), so every call is held and one "
+                f"is tried now and then, for {format_duration(pacing.give_up_after)} at most",
             ))  # fmt: skip
         elif news.came_back:
             log.info("%s answers again: calls resume", self.provider.id)
