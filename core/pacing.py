@@ -80,10 +80,12 @@ def call_kind(error: BaseException | None) -> Call:
 
 @dataclass(frozen=True)
 class Turn:
-    """Leave to make one call. ``epoch`` is the limit's generation when it started."""
+    """Leave to make one call. ``epoch`` is the limit's generation when it started, ``holds``
+    how many holds had begun by then."""
 
     epoch: int
     probe: bool = False
+    holds: int = 0
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,7 @@ class Pacer:
         self._resting = 0
         self._hold_until = 0.0
         self._held = 0.0
+        self._holds = 0
         self._streak = 0
         self._down_since: float | None = None
         self._probe_at = 0.0
@@ -256,13 +259,13 @@ class Pacer:
                     if not self._probe_out and self._in_flight == 0 and now >= self._probe_at:
                         self._probe_out = True
                         self._in_flight += 1
-                        return Turn(self._limit.epoch, probe=True)
+                        return Turn(self._limit.epoch, probe=True, holds=self._holds)
                     wait = self._probe_at - now if now < self._probe_at else _POLL
                 elif now < self._hold_until:
                     wait = self._hold_until - now
                 elif self._in_flight < self._limit.limit:
                     self._in_flight += 1
-                    return Turn(self._limit.epoch)
+                    return Turn(self._limit.epoch, holds=self._holds)
                 else:
                     wait = _POLL
                 self._cond.wait(min(wait, _POLL))
@@ -290,7 +293,9 @@ class Pacer:
                 self._streak = 0
                 news = News(limit_changed=self._limit.answered(turn.epoch), came_back=news.came_back)
             elif how is Call.RATE_LIMITED:
-                self._streak += 1
+                # Calls refused together while a hold began are one refusal, not a streak.
+                if turn.holds == self._holds or self._streak == 0:
+                    self._streak += 1
                 news = News(streak=self._streak, limit_changed=self._limit.rate_limited(turn.epoch), came_back=news.came_back)
             elif how is Call.FAULT:
                 self._failed_in_row += 1
@@ -316,6 +321,8 @@ class Pacer:
         with self._cond:
             now = self._clock()
             until = now + seconds
+            if now >= self._hold_until:
+                self._holds += 1
             extend = until > self._hold_until + 0.5
             self._held += max(0.0, until - max(now, self._hold_until))
             self._hold_until = max(self._hold_until, until)

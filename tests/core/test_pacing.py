@@ -216,3 +216,20 @@ def test_a_photo_resting_after_a_fault_is_counted_apart():
     cancel.set()
     thread.join(5)
     assert seen == [1] and pacer.resting == 0
+
+
+def test_calls_refused_together_make_one_rate_limit_and_a_refusal_after_the_hold_makes_two():
+    clock, cancel = Clock(), threading.Event()
+    pacer = Pacer(4, POLICY, clock=clock)
+    together = [pacer.take_turn(cancel) for _ in range(3)]
+    first = pacer.finish(together[0], Call.RATE_LIMITED)
+    pacer.hold(10.0)
+    rest = [pacer.finish(turn, Call.RATE_LIMITED).streak for turn in together[1:]]
+    assert first.streak == 1 and rest == [1, 1]
+    clock.now += 10.0
+    after = pacer.take_turn(cancel)
+    assert pacer.finish(after, Call.RATE_LIMITED).streak == 2
+    pacer.hold(15.0)
+    clock.now += 15.0
+    assert pacer.finish(pacer.take_turn(cancel), Call.ANSWERED).streak == 0
+    assert pacer.finish(pacer.take_turn(cancel), Call.RATE_LIMITED).streak == 1
