@@ -27,12 +27,14 @@ from .words import (  # noqa: F401  (VERDICT_LABELS, format_duration: importers 
 
 
 def progress_line(progress: Progress, waiting: Waiting | None = None, width: int = 80) -> str:
-    """``[#######.......]  120/500  3 failed  12.3/s  ETA 0:31  waiting 8 s: rate limited``"""
+    """``[#######.......]  120/500  3 failed  12.3/s  ETA 0:31  4 at once  waiting 8 s: rate limited``"""
     finished = progress.done + progress.failed
     tail = f" {finished:,}/{progress.total:,}"
     if progress.failed:
         tail += f"  {progress.failed:,} failed"
     tail += f"  {progress.per_second:.1f}/s  ETA {format_duration(progress.eta_seconds)}"
+    if progress.concurrency:
+        tail += f"  {progress.concurrency} at once"
     if waiting is not None:
         tail += f"  {waiting}"
     bar_width = max(10, min(40, width - len(tail) - 3))

@@ -62,6 +62,8 @@ class Progress:
     total: int  # to_check of the plan
     elapsed: float  # seconds since the check phase started
     per_second: float
+    #: Calls allowed in flight at once: the pace the provider's account settled at (0: unknown).
+    concurrency: int = 0
 
     @property
     def remaining(self) -> int:

@@ -38,7 +38,9 @@ from .errors import (
     ProtocolError,
     ProviderError,
     ProviderStopped,
+    RateLimited,
 )
+from .console import format_duration
 from .events import (
     Event,
     FileSkipped,
@@ -55,6 +57,7 @@ from .events import (
 )
 from .models import CheckResult, Outcome, ProbedImage, Problem, ScannedFile, Status
 from .plan import Action, ActionTally, PlanChoices, decide, first_blocking_code
+from .pacing import Call, News, Pacer, PacingPolicy, call_kind
 from .probe import probe_file
 from .providers import CheckContext, DictMemo, Provider
 from .retry import RetryPolicy
@@ -88,6 +91,8 @@ class RunOptions:
     concurrency: int | None = None
     scan_threads: int = max(2, os.cpu_count() or 2)
     retry: RetryPolicy = RetryPolicy()
+    #: The account's pace: rate-limit waits, calls in flight, when the service counts as down.
+    pacing: PacingPolicy = PacingPolicy()
     #: Outcomes are written in batches: at most this many, or this often. None: at once
     #: for a remote provider (a paid answer lost to a kill would be paid for again), every
     #: 0.2 s for a local one (thousands a second, nothing to pay).
@@ -176,11 +181,11 @@ class BatchRunner:
         self._interrupted_calls = 0  # calls a killed earlier run left in flight
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._gate_lock = threading.Lock()
-        self._gate_until = 0.0  # no call starts before this monotonic time (rate limits)
         self._rng = random.Random(options.seed)
         concurrency = options.concurrency or provider.config.get("concurrency") or provider.default_concurrency
         self.concurrency = max(1, int(concurrency))
         provider.set_concurrency(self.concurrency)
+        self._pacer = Pacer(self.concurrency, options.pacing)
         self.flush_interval = (
             options.flush_interval if options.flush_interval is not None else (0.0 if provider.remote else 0.2)
         )
@@ -222,6 +227,11 @@ class BatchRunner:
     @property
     def paused(self) -> bool:
         return not self._running.is_set()
+
+    @property
+    def pacer(self) -> Pacer:
+        """The pace of this batch's calls (read-only use: limit, holds)."""
+        return self._pacer
 
     # -- the batch ------------------------------------------------------------------------
 
@@ -418,7 +428,8 @@ class BatchRunner:
         started = time.monotonic()
         last_flush = started
         was_paused = False
-        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"check-{provider.id}")
+        # Twice the concurrency: room for photos waiting out a fault of their own meanwhile.
+        pool = ThreadPoolExecutor(2 * self.concurrency, thread_name_prefix=f"check-{provider.id}")
         state = "finished"
 
         def progress() -> Progress:
@@ -430,6 +441,7 @@ class BatchRunner:
                 total=plan.to_check,
                 elapsed=elapsed,
                 per_second=finished / elapsed if elapsed > 0 else 0.0,
+                concurrency=self._pacer.limit,
             )
 
         def flush() -> Iterator[Event]:
@@ -479,8 +491,11 @@ class BatchRunner:
                 if not self.paused and not self._halted.is_set():
                     # Slow start: one call alone until the provider has answered once, so a
                     # bad key or a wrong URL costs one call, not one per worker.
-                    limit = self.concurrency if self._answered.is_set() else 1
-                    while pending and len(running) < limit:
+                    answered = self._answered.is_set()
+                    limit = self._pacer.limit if answered else 1
+                    # Then a photo waiting out a fault of its own makes no call: start another.
+                    resting = self._pacer.resting if answered else 0
+                    while pending and len(running) - resting < limit and len(running) < 2 * self.concurrency:
                         submit(pending.take())
                 if not running:
                     if self._halted.is_set():
@@ -563,54 +578,93 @@ class BatchRunner:
             )
         attempts = unknown_retries = 0
         call_seconds = 0.0
+        pacer = self._pacer
         while True:
-            if not self._wait_for_gate():
+            turn = pacer.take_turn(self._cancel)
+            if turn is None:
+                if pacer.gave_up:
+                    self._halt(self._down_sentence())
                 return _WorkerResult(None)
             if self._halted.is_set():
+                pacer.finish(turn, Call.NEUTRAL)
                 return _WorkerResult(None)
             attempts += 1
             t0 = time.monotonic()
+            failure: Exception | None = None
             try:
                 result = provider.check(image, data, ctx)
-            except Cancelled:
+            except Exception as exc:  # sorted below, once the pacer knows how the call ended
+                failure = exc
+            news = pacer.finish(turn, call_kind(failure), image.sha256)
+            self._tell(news)
+            if isinstance(failure, Cancelled):
                 return _WorkerResult(None)
-            except ProviderStopped as exc:
-                self._halt(exc.message)
+            if isinstance(failure, ProviderStopped):
+                self._halt(failure.message)
                 return _WorkerResult(None)
-            except ImageRejected as exc:
-                call_seconds += time.monotonic() - t0
+            call_seconds += time.monotonic() - t0
+            if failure is None:
                 return _WorkerResult(
-                    outcome(Status.REJECTED, result=_error_result(exc), error_code=exc.code, error=exc.message,
+                    outcome(Status.CHECKED, result=result, attempts=attempts, duration_ms=round(call_seconds * 1000))
+                )
+            if isinstance(failure, ImageRejected):
+                return _WorkerResult(
+                    outcome(Status.REJECTED, result=_error_result(failure), error_code=failure.code, error=failure.message,
                             attempts=attempts, duration_ms=round(call_seconds * 1000))
                 )
-            except ProviderError as exc:
-                call_seconds += time.monotonic() - t0
-                wait_s = None if isinstance(exc, ProtocolError) else self.policy.next_wait(exc, attempts, unknown_retries, self._rng)
-                if wait_s is None and isinstance(exc, NotProcessed) and not self._answered.is_set():
-                    # Never reached the service at all (refused, unknown host, gateway down):
-                    # that is about the provider, not this image, so stop instead of failing
-                    # every image the same way; the images stay pending for the next run.
-                    self._halt(f"{exc.message} Gave up after {attempts} attempts: check the network and the base URL.")
-                    return _WorkerResult(None)
-                if wait_s is None or self._cancel.is_set():
-                    return _WorkerResult(
-                        outcome(Status.FAILED, result=_error_result(exc), error_code=exc.code, error=_final_error(exc, attempts),
-                                attempts=attempts, duration_ms=round(call_seconds * 1000))
-                    )
-                if isinstance(exc, OutcomeUnknown):
-                    unknown_retries += 1
-                self._hold_back(wait_s, exc)
-                continue
-            except Exception as exc:  # a bug in a provider: record it on the image, keep going
-                log.exception("provider %s crashed on %s", provider.id, image.path)
+            if not isinstance(failure, ProviderError):  # a bug in a provider: record it on the image, keep going
+                log.error("provider %s crashed on %s", provider.id, image.path, exc_info=failure)
                 return _WorkerResult(
-                    outcome(Status.FAILED, error_code="internal_error", error=f"The {provider.label} provider failed unexpectedly: {type(exc).__name__}.",
+                    outcome(Status.FAILED, error_code="internal_error", error=f"The {provider.label} provider failed unexpectedly: {type(failure).__name__}.",
                             attempts=attempts)
                 )
-            call_seconds += time.monotonic() - t0
-            return _WorkerResult(
-                outcome(Status.CHECKED, result=result, attempts=attempts, duration_ms=round(call_seconds * 1000))
+            exc = failure
+            wait_s = None if isinstance(exc, ProtocolError) else self.policy.next_wait(
+                exc, attempts, unknown_retries, self._rng, streak=news.streak, reached=self._answered.is_set()
             )
+            if isinstance(exc, RateLimited):
+                # The account asked us to slow down: every worker waits, this photo included.
+                hold = wait_s if wait_s is not None else self.policy.rate_limit_wait(exc, news.streak)
+                if hold is not None:
+                    self._hold_back(hold, exc)
+            if wait_s is None and isinstance(exc, NotProcessed) and not self._answered.is_set():
+                # Never reached the service at all (refused, unknown host, gateway down):
+                # that is about the provider, not this image, so stop instead of failing
+                # every image the same way; the images stay pending for the next run.
+                self._halt(f"{exc.message} Gave up after {attempts} attempts: check the network and the base URL.")
+                return _WorkerResult(None)
+            if wait_s is None or self._cancel.is_set():
+                return _WorkerResult(
+                    outcome(Status.FAILED, result=_error_result(exc), error_code=exc.code, error=_final_error(exc, attempts),
+                            attempts=attempts, duration_ms=round(call_seconds * 1000))
+                )
+            if isinstance(exc, OutcomeUnknown):
+                unknown_retries += 1
+            if not isinstance(exc, RateLimited):
+                # A fault of this one request: only its retry waits, the other workers go on.
+                pacer.rest(wait_s, self._cancel)
+
+    def _tell(self, news: News) -> None:
+        """Say what a finished call changed in the account's pace, when it matters."""
+        if news.went_down:
+            pacing = self._pacer.policy
+            _, failures = self._pacer.down_report()
+            self._events.put(Waiting(
+                pacing.probe_wait,
+                f"{self.provider.label} looks down ({failures} calls in a row failed), so every call is held and one "
+                f"is tried now and then, for {format_duration(pacing.give_up_after)} at most",
+            ))  # fmt: skip
+        elif news.came_back:
+            log.info("%s answers again: calls resume", self.provider.id)
+        if news.limit_changed:
+            log.info("%s: calls in flight now at most %d", self.provider.id, self._pacer.limit)
+
+    def _down_sentence(self) -> str:
+        seconds, failures = self._pacer.down_report()
+        return (
+            f"{self.provider.label} did not answer for {format_duration(seconds)} ({failures} calls in a row failed), "
+            "so the run stopped."
+        )
 
     def _halt(self, message: str) -> None:
         with self._gate_lock:
@@ -624,23 +678,9 @@ class BatchRunner:
     def _hold_back(self, seconds: float, exc: ProviderError) -> None:
         """Hold every worker back for ``seconds`` (a rate limit concerns the account, not
         the one request), and say so once."""
-        until = time.monotonic() + seconds
-        with self._gate_lock:
-            extend = until > self._gate_until + 0.5
-            self._gate_until = max(self._gate_until, until)
-        if extend:
+        if self._pacer.hold(seconds):
             reason = "rate limited" if exc.code == "rate_limited" else _short_reason(exc)
             self._events.put(Waiting(seconds, reason))
-
-    def _wait_for_gate(self) -> bool:
-        """Wait until calls may start again; False when the batch was cancelled."""
-        while True:
-            with self._gate_lock:
-                remaining = self._gate_until - time.monotonic()
-            if remaining <= 0:
-                return not self._cancel.is_set()
-            if self._cancel.wait(min(remaining, 0.5)):
-                return False
 
 
 def _bounded_map(fn: Callable, items: Iterable, threads: int, cancel: threading.Event) -> Iterator:

@@ -407,6 +407,7 @@ class RunPanel(QWidget):
         self.stats_label.setText(
             f"{progress.done:,} done · {progress.failed:,} failed · {progress.remaining:,} remaining\n"
             f"{progress.per_second:.1f}/s · ETA {format_duration(progress.eta_seconds)}"
+            + (f" · {progress.concurrency} at once" if progress.concurrency else "")
         )
         if self._state == "running" and self._waiting_level == "warning":
             self.waiting_label.hide()  # the wait is over; an error stays

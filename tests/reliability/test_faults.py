@@ -17,16 +17,15 @@ import hashlib
 import json
 import threading
 from collections import Counter, defaultdict
-from dataclasses import replace
 from pathlib import Path
 
 from core.events import Finished, ImageFinished, Plan
 from core.retry import RetryPolicy
 from core.runner import BatchRunner, RunOptions
 from core.store import RowFilter, Store
-from tests.fakes import Delay, Drop, Respond
 from tests.reliability.counts import count_crashes, count_lost
-from tests.fakes.cometapi import kling_error
+from tests.fakes import faultmix
+from tests.fakes.faultmix import fault_kind
 
 READ_TIMEOUT = 0.5
 SLOW = READ_TIMEOUT * 2
@@ -35,67 +34,15 @@ SEED = 20240611
 #: Error codes a failure under these faults may have, and nothing else.
 FAILURE_CODES = {"outcome_unknown", "protocol_error", "rate_limited", "unavailable"}
 
-_HTML = {"Content-Type": "text/html; charset=utf-8"}
-_BAD_GATEWAY_PAGE = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
-_NOT_JSON_TEXT = "upstream said: internal hiccup, try later"
-
 
 def comet_mix() -> dict:
-    """Fault action -> probability, for CometAPI. Markers: the request_id of JSON answers."""
-    slow_success = {
-        "code": 0, "message": "SUCCEED", "request_id": "fault-slow",
-        "data": {"final_unit_deduction": "0.2", "task_result": {"images": []}},
-    }  # fmt: skip
-    return {
-        replace(kling_error(500, 5000, "Server internal error", request_id="fault-500"), billed=True): 0.10,
-        kling_error(429, 1302, "API request is too fast", request_id="fault-429"): 0.025,
-        kling_error(429, 1303, "parallel task over resource pack limit", request_id="fault-429-retry-after",
-                    headers={"Retry-After": "0"}): 0.025,
-        Drop(after_body=False): 0.015,
-        Drop(after_body=True): 0.015,
-        Respond(200, _NOT_JSON_TEXT, billed=True): 0.01,
-        Respond(502, _BAD_GATEWAY_PAGE, _HTML): 0.01,
-        Delay(SLOW, Respond(200, slow_success, billed=True)): 0.02,
-    }
+    """Fault action -> probability, for CometAPI (``Retry-After: 0`` keeps the test quick)."""
+    return faultmix.comet_mix(slow=SLOW, retry_after="0")
 
 
 def useapi_mix() -> dict:
-    """The same mix in useapi's words; JSON markers go in a ``marker`` field."""
-    return {
-        Respond(500, {"error": "Internal server error, please try again later", "marker": "fault-500"}, billed=True): 0.10,
-        Respond(429, {"error": "All configured Kling accounts are busy", "marker": "fault-429"}): 0.025,
-        Respond(429, {"error": "All configured Kling accounts are busy", "marker": "fault-429-retry-after"},
-                {"Retry-After": "0"}): 0.025,
-        Drop(after_body=False): 0.015,
-        Drop(after_body=True): 0.015,
-        Respond(200, _NOT_JSON_TEXT, billed=True): 0.01,
-        Respond(502, _BAD_GATEWAY_PAGE, _HTML): 0.01,
-        Delay(SLOW, Respond(200, {"status": 0, "url": "https://example.invalid/slow.jpg", "faceItems": [],
-                                  "marker": "fault-slow"}, billed=True)): 0.02,
-    }
-
-
-def fault_kind(record) -> str:
-    """Which fault a recorded request got, or "success"."""
-    if record.status is None:
-        return "drop_after_body" if record.billed else "drop_before_body"
-    body = record.response_body or b""
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return "not_json_502_html" if record.status == 502 else "not_json_200_text"
-    marker = parsed.get("request_id") if isinstance(parsed, dict) else None
-    marker = parsed.get("marker", marker) if isinstance(parsed, dict) else None
-    if marker == "fault-500":
-        return "http_500"
-    if marker == "fault-429":
-        return "http_429"
-    if marker == "fault-429-retry-after":
-        return "http_429_retry_after"
-    if marker == "fault-slow":
-        return "slower_than_timeout"
-    assert record.status == 200, f"an answer no fault explains: {record.status} {body[:200]!r}"
-    return "success"
+    """The same mix in useapi's words."""
+    return faultmix.useapi_mix(slow=SLOW, retry_after="0")
 
 
 def settled_requests(fake) -> list:
