@@ -95,24 +95,30 @@ class PhotoQuality:
     def region(self, x: float, y: float, width: float, height: float) -> tuple[float, float]:
         """Sharpness and brightness of a box (pixels of the file as stored), from the grid.
 
-        Each cell counts by how much of it the box covers; a mean square adds up that way,
-        so this is the box's own Laplacian variance, at the grid's resolution.
+        Each cell counts by how much of it the box covers. Sharpness is the weighted median
+        of the cells: a cell only partly inside a small box may hold sharp background (or
+        hair) that would swamp a mean. Brightness is the weighted mean.
         """
         x0, x1 = max(0.0, x) / self.width * GRID, min(self.width, x + width) / self.width * GRID
         y0, y1 = max(0.0, y) / self.height * GRID, min(self.height, y + height) / self.height * GRID
-        total = sharp = bright = 0.0
+        covered: list[tuple[float, float, float]] = []  # (sharpness, brightness, weight)
         for row in range(max(0, math.floor(y0)), min(GRID, math.ceil(y1))):
             cover_y = min(y1, row + 1) - max(y0, row)
             for col in range(max(0, math.floor(x0)), min(GRID, math.ceil(x1))):
                 weight = cover_y * (min(x1, col + 1) - max(x0, col))
-                if weight <= 0:
-                    continue
-                total += weight
-                sharp += weight * self.cell_sharpness[row * GRID + col]
-                bright += weight * self.cell_brightness[row * GRID + col]
+                if weight > 0:
+                    cell = row * GRID + col
+                    covered.append((self.cell_sharpness[cell], self.cell_brightness[cell], weight))
+        total = sum(w for _, _, w in covered)
         if total <= 0:
             return self.sharpness, self.brightness
-        return sharp / total, bright / total
+        brightness = sum(b * w for _, b, w in covered) / total
+        running = 0.0
+        for sharpness, _, weight in sorted(covered):
+            running += weight
+            if running >= total / 2:
+                break
+        return sharpness, brightness
 
 
 def measure(data: bytes) -> PhotoQuality | None:
@@ -189,13 +195,13 @@ class Thresholds:
     min_confidence: float = 0.85
     #: A second face at least this large (longer side, against the largest) makes the
     #: subject ambiguous.
-    second_face_share: float = 0.5
+    second_face_share: float = 0.4
     #: Sharpness (mean square Laplacian, on the face when one is known) under this is blurry.
-    min_sharpness: float = 60.0
+    min_sharpness: float = 30.0
     #: Mean grey level (on the face when one is known) under this is too dark ...
     min_brightness: float = 50.0
     #: ... and over this too bright.
-    max_brightness: float = 220.0
+    max_brightness: float = 200.0
     #: A photo with more than this share of clipped pixels is too dark (shadows) or too
     #: bright (highlights), whatever its mean, when no face is known.
     max_clipped: float = 0.5
