@@ -230,18 +230,21 @@ def _rows_for(db_path: Path, provider_id: str, paths) -> Iterator[dict]:
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="Output file (default: standard output).")
 @click.option("-p", "--provider", "provider_id", help="Only this provider's results.")
 @click.option("--status", "statuses", multiple=True, type=click.Choice(["checked", "invalid", "rejected", "failed", "pending"]), help="Only these statuses (repeatable).")
-@click.option("--verdict", type=click.Choice(["avatar", "tryon", "asset"]), help="Only images ready for this workflow.")
+@click.option("--verdict", type=click.Choice(["avatar", "tryon", "asset", "review"]), help="Only images ready for this workflow; review: only those a person should look at first.")
 @click.option("--has-face/--no-face", "has_face", default=None, help="Only images with (or without) a face.")
+@click.option("--disagree", is_flag=True, default=None, help="Only images whose providers disagree about whether there is a face.")
 @click.option("--bom/--no-bom", default=True, show_default=True, help="Start CSV files with a UTF-8 byte order mark (Excel needs it).")
 @click.pass_obj
 @friendly_errors
-def export(app: AppContext, db, fmt, out, provider_id, statuses, verdict, has_face, bom) -> None:
+def export(app: AppContext, db, fmt, out, provider_id, statuses, verdict, has_face, disagree, bom) -> None:
     """Export results as CSV or JSON."""
     db_path = _db_path(app, db)
     if not db_path.exists():
         raise UserError(f"There is no results database at {db_path}: run `kling-preflight scan` first.")
     fmt = fmt or (FORMATS.get(out.suffix.lower(), "csv") if out is not None else "csv")
-    row_filter = RowFilter(provider=provider_id, statuses=tuple(statuses) or None, verdict=verdict, has_face=has_face)
+    review = True if verdict == "review" else None
+    row_filter = RowFilter(provider=provider_id, statuses=tuple(statuses) or None, verdict=None if review else verdict,
+                           has_face=has_face, review=review, disagree=disagree)
     with Store.open_readonly(db_path) as store:
         written = export_file(store, out, fmt=fmt, filter=row_filter, bom=bom and out is not None)
     if out is not None:

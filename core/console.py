@@ -14,6 +14,7 @@ from typing import Iterable, Iterator, Mapping, TextIO
 
 from .events import Plan, Progress, ScanProgress, Summary, Waiting
 from .validate import PROBLEM_CODES
+from .quality import WARNING_LABELS
 
 VERDICT_LABELS = {"avatar": "avatar", "tryon": "try-on", "asset": "subject/asset"}
 
@@ -102,6 +103,7 @@ class RowTally:
     verdicts: dict[str, Counter] = field(default_factory=lambda: {k: Counter() for k in VERDICT_LABELS})
     with_face: int = 0
     problems: Counter = field(default_factory=Counter)
+    warnings: Counter = field(default_factory=Counter)
     cost: float = 0.0
 
     def add(self, row: Mapping) -> None:
@@ -113,6 +115,8 @@ class RowTally:
                 self.verdicts[key][value] += 1
         if row.get("face_count"):
             self.with_face += 1
+        for warning in row.get("warnings") or ():
+            self.warnings[warning["code"]] += 1
         for problem in row.get("problems") or ():
             if problem.get("blocking", True):
                 self.problems[problem["code"]] += 1
@@ -165,10 +169,14 @@ def summary_table(summary: Summary, tally: RowTally) -> str:
         for code, n in sorted(tally.problems.items(), key=lambda kv: (-kv[1], kv[0])):
             out.append(f"  {PROBLEM_CODES.get(code, code):<26}{n:>6}")
     out.append("")
-    out.append(f"{'Ready for':<20}{'yes':>6}{'no':>6}{'unknown':>9}")
+    out.append(f"{'Ready for':<20}{'yes':>6}{'review':>8}{'no':>6}{'unknown':>9}")
     for key, label in VERDICT_LABELS.items():
         c = tally.verdicts[key]
-        out.append(f"  {label:<18}{c['yes']:>6}{c['no']:>6}{c['unknown']:>9}")
+        out.append(f"  {label:<18}{c['yes']:>6}{c['review']:>8}{c['no']:>6}{c['unknown']:>9}")
+    if tally.warnings:
+        out.append("Why a person should look (review):")
+        for code, n in sorted(tally.warnings.items(), key=lambda kv: (-kv[1], kv[0])):
+            out.append(f"  {WARNING_LABELS.get(code, code):<26}{n:>6}")
     out.append("")
     out.append(f"Images with a face: {tally.with_face}")
     if tally.cost:

@@ -45,6 +45,18 @@ WORKFLOWS_FOR_FACE = ("avatar", "tryon")
 WORKFLOWS_FOR_PHOTO = ("avatar", "tryon", "asset")
 
 
+#: Each warning code in a few words, for tables and filters.
+WARNING_LABELS: dict[str, str] = {
+    "face_small": "Face too small",
+    "face_cut_off": "Face cut off",
+    "low_confidence": "Maybe not a face",
+    "several_faces": "Several faces",
+    "blurry": "Blurred",
+    "too_dark": "Too dark",
+    "too_bright": "Too bright",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class QualityWarning:
     """One reason a person should look at an image before paying for it."""
