@@ -25,6 +25,7 @@ QUICK_EXPECTATIONS = {
     "no_face": lambda s: s.has_no_face,
     "avatar": lambda s: s.avatar,
     "tryon": lambda s: s.tryon,
+    "review": lambda s: s.review,
 }
 
 
@@ -138,7 +139,7 @@ def test_a_file_that_is_not_a_results_database_says_why(make_panel, tmp_path, qt
 # --- filtering -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("quick", list(QUICK_FILTERS))
+@pytest.mark.parametrize("quick", list(QUICK_EXPECTATIONS))
 def test_quick_filter_buttons_keep_exactly_the_matching_rows(panel, results_db, quick):
     specs = results_db[1]
     panel.filter_bar.quick_actions[quick].trigger()
