@@ -25,6 +25,7 @@ from .context import AppContext
 from .errors import ProviderError, database_error_sentence, os_error_sentence
 from .events import FileSkipped, Finished, ImageFinished, Plan, ProviderHalted, ScanProgress, Waiting
 from .export import FORMATS, export_file, export_rows
+from .quality import SETTINGS as QUALITY_SETTINGS
 from .logs import setup_logging
 from .plugins import BUILTIN_PLUGINS, UnknownProviderError
 from .runner import BatchRunner, RunOptions
@@ -116,6 +117,7 @@ def scan(app: AppContext, paths, provider_id, db, export_path, concurrency, forc
         dry_run=dry_run,
         deep_check=app.settings.deep_check and not quick,
         concurrency=concurrency,
+        quality=app.settings.quality_thresholds(),
     )
     db_path = _db_path(app, db)
     runner = BatchRunner(db_path, provider, options)
@@ -253,6 +255,9 @@ def export(app: AppContext, db, fmt, out, provider_id, statuses, verdict, has_fa
 
 # -- providers ----------------------------------------------------------------------------
 
+#: The name that stands for the quality thresholds in `settings set` and `settings show`.
+QUALITY = "quality"
+
 STATE_WORDS = {"ready": "ready", "needs_key": "needs a key", "unavailable": "unavailable"}
 
 
@@ -383,6 +388,10 @@ def settings_show(app: AppContext) -> None:
             continue
         for spec in cls.settings_spec:
             click.echo(f"  {spec.name:<16} {values.get(spec.name)!s:<32} {spec.help}")
+    thresholds = app.settings.quality_thresholds()
+    click.echo(f"{QUALITY}: (every provider; when a warning turns a yes into review)")
+    for spec in QUALITY_SETTINGS:
+        click.echo(f"  {spec.name:<18} {getattr(thresholds, spec.name)!s:<30} {spec.label}")
 
 
 @settings.command("set")
@@ -391,12 +400,31 @@ def settings_show(app: AppContext) -> None:
 @click.pass_obj
 @friendly_errors
 def settings_set(app: AppContext, provider_id: str, assignments) -> None:
-    """Change settings of PROVIDER, e.g. `settings set useapi email=me@example.com`."""
+    """Change settings of PROVIDER, e.g. `settings set useapi email=me@example.com`, or the
+    quality thresholds, e.g. `settings set quality min_confidence=0.8`."""
+    if provider_id == QUALITY:
+        _set_quality(app, assignments)
+        return
     cls = app.registry.get(provider_id)
     new = app.settings.with_provider_values(provider_id, _overrides(app, provider_id, assignments))
     resolve_provider_settings(new, cls)  # validate before saving
     app.save_settings(new)
     click.echo(f"Saved to {app.paths.settings}")
+
+
+def _set_quality(app: AppContext, assignments) -> None:
+    """Save quality thresholds, then judge the stored results again (no provider is called)."""
+    try:
+        new = app.settings.with_quality_values(dict(_assignment(a) for a in assignments))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    app.save_settings(new)
+    click.echo(f"Saved to {app.paths.settings}")
+    db_path = _db_path(app, None)
+    if db_path.exists():
+        with Store(db_path) as store:
+            changed = store.recompute_warnings(new.quality_thresholds())
+        click.echo(f"Judged the stored results again: {changed} changed.")
 
 
 @settings.command("default")

@@ -359,6 +359,7 @@ class MainWindow(QMainWindow):
             retry_failed=retry_failed,
             retry_ambiguous=settings.retry_ambiguous,
             deep_check=settings.deep_check,
+            quality=settings.quality_thresholds(),
         )
         session = RunSession(BatchRunner(self.db_path, provider, options), roots, parent=self)
         session.outcomes.connect(self._on_outcomes)

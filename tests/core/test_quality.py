@@ -262,3 +262,26 @@ def test_derived_cases_come_out_review_or_no_with_their_code(labelled, kind):
         assert verdict in ("review", "no"), case.name
         if verdict == "review" and case.code is not None:
             assert case.code in found, (case.name, found)
+
+
+# --- the thresholds as settings ------------------------------------------------------------------
+
+
+def test_quality_settings_are_saved_and_a_bad_hand_edited_value_is_left_out(tmp_path):
+    import json as _json
+
+    from core.paths import app_paths
+    from core.settings import AppSettings, load_settings, save_settings
+
+    paths = app_paths({"KLING_PREFLIGHT_HOME": str(tmp_path)}).ensure()
+    settings = AppSettings().with_quality_values({"min_confidence": "0.8"})
+    assert settings.quality_thresholds().min_confidence == 0.8
+    with pytest.raises(ValueError):
+        settings.with_quality_values({"min_confidence": "sure"})
+    save_settings(paths, settings)
+    assert load_settings(paths).quality_thresholds() == Thresholds(min_confidence=0.8)
+    data = _json.loads(paths.settings.read_text())
+    data["quality"]["face_min_px"] = "big"
+    paths.settings.write_text(_json.dumps(data))
+    loaded = load_settings(paths)
+    assert loaded.quality_thresholds() == Thresholds(min_confidence=0.8)

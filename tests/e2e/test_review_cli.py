@@ -40,3 +40,11 @@ def test_a_cut_off_face_needs_review_and_the_portrait_stays_yes(tmp_path):
     assert [i["file"] for i in json.loads(ready.stdout)] == ["hopper.jpg"]
     # One provider only: nothing to disagree about.
     assert json.loads(cli("export", "--disagree", "--format", "json", home=home).stdout) == []
+
+    # Stricter thresholds: the stored results are judged again, without the provider.
+    stricter = cli("settings", "set", "quality", "face_min_share=0.5", home=home)
+    assert stricter.returncode == 0, stricter.stderr
+    assert "Judged the stored results again:" in stricter.stdout
+    items = json.loads(cli("export", "--verdict", "review", "--format", "json", home=home).stdout)
+    assert sorted(i["file"] for i in items) == ["hopper.jpg", "hopper_cut.jpg"]
+    assert cli("settings", "set", "quality", "face_min_share=lots", home=home).returncode != 0
