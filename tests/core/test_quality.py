@@ -10,7 +10,9 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from core import quality
 from core.models import CheckResult, Face, Outcome, Status, Verdict, verdicts
+from core.providers import Provider, ProviderConfig
 from core.quality import Thresholds, measure, review_workflows, warnings_for
+from core.runner import BatchRunner, RunOptions
 from core.store import RowFilter, Store
 from tests.core.records import probe, sha
 
@@ -285,3 +287,46 @@ def test_quality_settings_are_saved_and_a_bad_hand_edited_value_is_left_out(tmp_
     paths.settings.write_text(_json.dumps(data))
     loaded = load_settings(paths)
     assert loaded.quality_thresholds() == Thresholds(min_confidence=0.8)
+
+
+# --- whatever the provider: measured by the runner after its answer ------------------------------
+
+
+class Answering(Provider):
+    """Answers every image with ``result`` (like CometAPI: flags only; like useapi: boxes
+    without a confidence)."""
+
+    label = "Answering"
+    remote = True
+    default_concurrency = 1
+
+    def __init__(self, provider_id, result):
+        super().__init__(ProviderConfig())
+        self.id = provider_id
+        self.result = result
+
+    def check(self, image, data, ctx):
+        return self.result
+
+
+def test_flags_only_answers_get_the_photo_warnings_and_boxes_the_face_rules(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    textured(level=(2, 40)).save(photos / "dark.jpg", quality=95)
+    textured(seed=2).save(photos / "sharp.jpg", quality=95)
+    flags = CheckResult(head_seg=True, face_seg=True, cloth_seg=True, object_seg=True)
+    edge = CheckResult(head_seg=True, face_seg=True, faces=(Face(0, 120, 130, 160),))
+    db = tmp_path / "results.db"
+    for provider in (Answering("flags", flags), Answering("boxes", edge)):
+        list(BatchRunner(db, provider, RunOptions()).run([photos]))
+    with Store(db) as store:
+        rows = {(r["file"], r["provider"]): r for r in store.query_rows()}
+        assert store.measured(rows[("dark.jpg", "flags")]["sha256"]).brightness < 40
+    dark = rows[("dark.jpg", "flags")]
+    assert [w["code"] for w in dark["warnings"]] == ["too_dark"]
+    assert {dark[f"verdict_{w}"] for w in ("avatar", "tryon", "asset")} == {"review"}
+    assert rows[("sharp.jpg", "flags")]["warnings"] == []
+    assert rows[("sharp.jpg", "flags")]["verdict_avatar"] == "yes"
+    cut = rows[("sharp.jpg", "boxes")]
+    assert [w["code"] for w in cut["warnings"]] == ["face_cut_off"]  # no confidence: no low_confidence
+    assert (cut["verdict_avatar"], cut["verdict_asset"]) == ("review", "unknown")
