@@ -32,6 +32,8 @@ Tables
   itself (``empty``, ``not_an_image``, ``corrupt``, ``truncated``, ``decompression_bomb``).
 - ``valid`` INTEGER 0/1: 1 when none of ``problems`` is blocking.
 - ``first_seen_at`` TEXT: when this content was first read.
+- ``quality`` TEXT, JSON object: the local measurement (:class:`core.quality.PhotoQuality`:
+  sharpness, brightness, clipped shares and their grid); NULL until an answer was measured.
 
 ``results`` — one row per content and provider; a re-check replaces the row.
 
@@ -48,8 +50,11 @@ Tables
 - ``faces`` TEXT, JSON list of ``{x, y, width, height, confidence, crops}`` (pixels of the
   original file; ``crops`` are file paths or URLs); NULL when the provider does not locate faces.
 - ``result_urls`` TEXT, JSON object: result image per type, e.g. ``{"head_seg": "https://..."}``.
-- ``verdict_avatar``, ``verdict_tryon``, ``verdict_asset`` TEXT: ``yes``, ``no`` or
-  ``unknown``, whether the image is ready for that workflow (:func:`core.models.verdicts`).
+- ``verdict_avatar``, ``verdict_tryon``, ``verdict_asset`` TEXT: ``yes``, ``no``, ``unknown``
+  or ``review`` (usable, but a person should look), whether the image is ready for that
+  workflow (:func:`core.models.verdicts`).
+- ``warnings`` TEXT, JSON list of ``{code, message}``: the quality warnings
+  (:func:`core.quality.warnings_for`) behind a ``review``; ``[]`` when none applies.
 - ``cost`` TEXT: what the call cost, as the provider wrote it.
 - ``request_id`` TEXT: the provider's request id.
 - ``raw`` TEXT: the provider's answer, verbatim.
