@@ -159,6 +159,7 @@ class FilterBar(QWidget):
             self.quick_bar.addAction(action)
             self.quick_actions[key] = action
         self.quick_actions["all"].setChecked(True)
+        self.quick_actions["disagree"].setVisible(False)  # until a database holds several providers
         self._quick_group.triggered.connect(lambda _: self.changed.emit())
 
         self.provider = QComboBox(self)
@@ -209,6 +210,7 @@ class FilterBar(QWidget):
         self.provider.setCurrentIndex(max(position, 0))
         self.provider.blockSignals(False)
         self.provider.setVisible(len(providers) > 1)
+        self.quick_actions["disagree"].setVisible(len(providers) > 1)
         if chosen is not None and position < 0:
             self.changed.emit()  # the chosen provider left the database
 

@@ -40,6 +40,8 @@ def test_review_and_disagreement_filters_and_the_detail_pane(qtbot, make_panel, 
     panel = make_panel()
     panel.show()
     panel.set_database(db)
+    # Offered once the database holds answers from several providers.
+    qtbot.waitUntil(lambda: panel.filter_bar.quick_actions["disagree"].isVisible())
     panel.filter_bar.quick_actions["review"].trigger()
     assert paths_shown(panel) == {str(paths["a"])}
     assert panel.model.rowCount() == 1  # only local's answer needs review
@@ -64,3 +66,13 @@ def test_review_and_disagreement_filters_and_the_detail_pane(qtbot, make_panel, 
     qtbot.waitUntil(lambda: detail.row()["path"] == str(paths["b"]))
     assert detail.warnings.isHidden()
     assert detail.verdict_labels["avatar"].text() == "✓ ready"
+
+
+def test_the_disagreement_filter_is_offered_only_with_several_providers(qtbot, make_panel, tmp_path):
+    panel = make_panel()
+    panel.show()
+    assert not panel.filter_bar.quick_actions["disagree"].isVisible()
+    panel.filter_bar.set_providers([("local", "Offline face detection")])
+    assert not panel.filter_bar.quick_actions["disagree"].isVisible()
+    panel.filter_bar.set_providers([("local", "Offline face detection"), ("useapi", "useapi")])
+    assert panel.filter_bar.quick_actions["disagree"].isVisible()
