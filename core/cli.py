@@ -26,6 +26,7 @@ from .errors import ProviderError, database_error_sentence, os_error_sentence
 from .events import FileSkipped, Finished, ImageFinished, Plan, ProviderHalted, ScanProgress, Waiting
 from .export import FORMATS, export_file, export_rows
 from .quality import SETTINGS as QUALITY_SETTINGS
+from .quality import measure_missing
 from .logs import setup_logging
 from .plugins import BUILTIN_PLUGINS, UnknownProviderError
 from .runner import BatchRunner, RunOptions
@@ -423,7 +424,10 @@ def _set_quality(app: AppContext, assignments) -> None:
     db_path = _db_path(app, None)
     if db_path.exists():
         with Store(db_path) as store:
+            measured = measure_missing(store)
             changed = store.recompute_warnings(new.quality_thresholds())
+        if measured:
+            click.echo(f"Measured {measured} images checked before quality was measured.")
         click.echo(f"Judged the stored results again: {changed} changed.")
 
 

@@ -505,6 +505,32 @@ class Store:
         row = next(self.db.query("SELECT quality FROM images WHERE sha256 = ?", [sha256]), None)
         return _quality.PhotoQuality.from_json(row["quality"]) if row else None
 
+    def unmeasured(self, limit: int = 500) -> list[tuple[str, list[str]]]:
+        """Images with a checked result but no measurement (checked before measuring began).
+
+        :returns: up to ``limit`` of (sha256, the paths it was seen at).
+        """
+        rows = self.db.query(
+            """
+            SELECT i.sha256, json_group_array(f.path) AS paths
+            FROM images AS i JOIN files AS f ON f.sha256 = i.sha256
+            WHERE i.quality IS NULL AND EXISTS (
+                SELECT 1 FROM results AS r WHERE r.sha256 = i.sha256 AND r.status = 'checked'
+            )
+            GROUP BY i.sha256 LIMIT :limit
+            """,
+            {"limit": limit},
+        )
+        return [(row["sha256"], json.loads(row["paths"])) for row in rows]
+
+    def save_measurements(self, measured: Iterable[tuple[str, "_quality.PhotoQuality | None"]]) -> None:
+        """Store measurements made apart from a check; None marks an image that could not be
+        measured (its file is gone or changed), so it is not tried again."""
+        values = [(q.to_json() if q is not None else "{}", sha) for sha, q in measured]
+        if values:
+            with self.writing():
+                self.db.conn.executemany("UPDATE images SET quality = ? WHERE sha256 = ?", values)
+
     def recompute_warnings(self, thresholds: "_quality.Thresholds" = _quality.Thresholds()) -> int:
         """Work out every checked result's warnings and verdicts again, from the stored
         answers and the stored measurement (after the thresholds changed). Calls no provider

@@ -55,3 +55,43 @@ def test_an_old_database_is_upgraded_and_keeps_its_rows_indexes_and_triggers(tmp
         assert next(store.db.query("SELECT verdict_avatar FROM results"))["verdict_avatar"] == "review"
         with pytest.raises(sqlite3.IntegrityError):
             store.db.execute("UPDATE results SET verdict_avatar = 'maybe'")
+
+
+def test_images_checked_before_measuring_are_measured_from_their_files(tmp_path):
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    from core.quality import measure_missing
+
+    path = tmp_path / "old.db"
+    old_database(path)
+    photo = tmp_path / "dark.png"
+    out = io.BytesIO()
+    Image.new("RGB", (800, 600), (10, 10, 10)).save(out, "PNG")
+    photo.write_bytes(out.getvalue())
+    digest = hashlib.sha256(out.getvalue()).hexdigest()
+    with Store(path) as store:
+        # The old row's file is gone; point a second file at a real photo.
+        store.db.execute("UPDATE files SET path = ?, sha256 = ? WHERE path = '/p/a.jpg'", [str(photo), digest])
+        store.db.execute("UPDATE images SET sha256 = ?", [digest])
+        store.db.execute("UPDATE results SET sha256 = ?", [digest])
+        assert measure_missing(store) == 1
+        assert store.measured(digest).brightness < 20
+        assert measure_missing(store) == 0  # measured once
+        store.recompute_warnings()
+        row = next(store.query_rows())
+        assert "too_dark" in [w["code"] for w in row["warnings"]]
+
+
+def test_an_image_whose_file_changed_is_not_measured_and_not_tried_again(tmp_path):
+    from core.quality import measure_missing
+
+    path = tmp_path / "old.db"
+    old_database(path)
+    with Store(path) as store:
+        assert store.unmeasured() == [("aa", ["/p/a.jpg"])]
+        assert measure_missing(store) == 0
+        assert store.unmeasured() == []
+        assert store.measured("aa") is None
