@@ -25,6 +25,8 @@ from .context import AppContext
 from .errors import ProviderError, user_sentence
 from .events import FileSkipped, Finished, ImageFinished, Plan, ProviderHalted, ScanProgress, Stopping, Waiting
 from .export import FORMATS, export_file
+from .quality import SETTINGS as QUALITY_SETTINGS
+from .quality import measure_missing
 from .logs import setup_logging
 from .plugins import BUILTIN_PLUGINS
 from .runner import BatchRunner
@@ -294,18 +296,21 @@ def _drive(runner: BatchRunner, paths, confirm: Callable[[Plan], bool] | None):
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="Output file (default: standard output).")
 @click.option("-p", "--provider", "provider_id", help="Only this provider's results.")
 @click.option("--status", "statuses", multiple=True, type=click.Choice(["checked", "invalid", "rejected", "failed", "pending"]), help="Only these statuses (repeatable).")
-@click.option("--verdict", type=click.Choice(["avatar", "tryon", "asset"]), help="Only images ready for this workflow.")
+@click.option("--verdict", type=click.Choice(["avatar", "tryon", "asset", "review"]), help="Only images ready for this workflow; review: only those a person should look at first.")
 @click.option("--has-face/--no-face", "has_face", default=None, help="Only images with (or without) a face.")
+@click.option("--disagree", is_flag=True, default=None, help="Only images whose providers disagree about whether there is a face.")
 @click.option("--bom/--no-bom", default=True, show_default=True, help="Start CSV files with a UTF-8 byte order mark (Excel needs it).")
 @click.pass_obj
 @friendly_errors
-def export(app: AppContext, db, fmt, out, provider_id, statuses, verdict, has_face, bom) -> None:
+def export(app: AppContext, db, fmt, out, provider_id, statuses, verdict, has_face, disagree, bom) -> None:
     """Export results as CSV or JSON."""
     db_path = _db_path(app, db)
     if not db_path.exists():
         raise UserError(f"There is no results database at {db_path}: run `kling-preflight scan` first.")
     fmt = fmt or (FORMATS.get(out.suffix.lower(), "csv") if out is not None else "csv")
-    row_filter = RowFilter(provider=provider_id, statuses=tuple(statuses) or None, verdict=verdict, has_face=has_face)
+    review = True if verdict == "review" else None
+    row_filter = RowFilter(provider=provider_id, statuses=tuple(statuses) or None, verdict=None if review else verdict,
+                           has_face=has_face, review=review, disagree=disagree)
     with Store.open_readonly(db_path) as store:
         written = export_file(store, out, fmt=fmt, filter=row_filter, bom=bom and out is not None)
     if out is not None:
@@ -313,6 +318,10 @@ def export(app: AppContext, db, fmt, out, provider_id, statuses, verdict, has_fa
 
 
 # -- providers ----------------------------------------------------------------------------
+
+#: The name that stands for the quality thresholds in `settings set` and `settings show`.
+QUALITY = "quality"
+
 
 @main.command()
 @click.option("--check", is_flag=True, help="Verify each ready provider with a call that costs nothing.")
@@ -441,6 +450,10 @@ def settings_show(app: AppContext) -> None:
             continue
         for spec in cls.settings_spec:
             click.echo(f"  {spec.name:<16} {values.get(spec.name)!s:<32} {spec.help}")
+    thresholds = app.settings.quality_thresholds()
+    click.echo(f"{QUALITY}: (every provider; when a warning turns a yes into review)")
+    for spec in QUALITY_SETTINGS:
+        click.echo(f"  {spec.name:<18} {getattr(thresholds, spec.name)!s:<30} {spec.label}")
 
 
 @settings.command("set")
@@ -449,12 +462,34 @@ def settings_show(app: AppContext) -> None:
 @click.pass_obj
 @friendly_errors
 def settings_set(app: AppContext, provider_id: str, assignments) -> None:
-    """Change settings of PROVIDER (for example: settings set useapi email=me@example.com)."""
+    """Change settings of PROVIDER, e.g. `settings set useapi email=me@example.com`, or the
+    quality thresholds, e.g. `settings set quality min_confidence=0.8`."""
+    if provider_id == QUALITY:
+        _set_quality(app, assignments)
+        return
     cls = app.registry.get(provider_id)
     new = app.settings.with_provider_values(provider_id, _overrides(app, provider_id, assignments))
     resolve_provider_settings(new, cls)  # validate before saving
     app.save_settings(new)
     click.echo(f"Saved to {app.paths.settings}")
+
+
+def _set_quality(app: AppContext, assignments) -> None:
+    """Save quality thresholds, then judge the stored results again (no provider is called)."""
+    try:
+        new = app.settings.with_quality_values(dict(_assignment(a) for a in assignments))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    app.save_settings(new)
+    click.echo(f"Saved to {app.paths.settings}")
+    db_path = _db_path(app, None)
+    if db_path.exists():
+        with Store(db_path) as store:
+            measured = measure_missing(store)
+            changed = store.recompute_warnings(new.quality_thresholds())
+        if measured:
+            click.echo(f"Measured {measured} images checked before quality was measured.")
+        click.echo(f"Judged the stored results again: {changed} changed.")
 
 
 @settings.command("default")

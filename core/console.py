@@ -24,6 +24,7 @@ from .words import (  # noqa: F401  (VERDICT_LABELS, format_duration: importers 
     run_sentence,
     unknown_calls_lines,
 )
+from .quality import WARNING_LABELS
 
 
 def progress_line(progress: Progress, waiting: Waiting | None = None, width: int = 80) -> str:
@@ -121,6 +122,10 @@ def summary_table(summary: Summary, counts: RowSummary) -> str:
     for key, label in VERDICT_LABELS.items():
         c = counts.verdicts.get(key, {})
         out.append(f"  {label:<18}" + "".join(f"{c.get(v, 0):>{w},}" for v, w in zip(values, widths)))
+    if counts.warnings:
+        out.append("Why a person should look (review):")
+        for code, n in sorted(counts.warnings.items(), key=lambda kv: (-kv[1], kv[0])):
+            out.append(f"  {WARNING_LABELS.get(code, code):<26}{n:>6,}")
     out.append("")
     out.append(f"Images with a face: {counts.with_face:,}")
     if counts.cost:

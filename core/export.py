@@ -18,7 +18,7 @@ from core.store import RowFilter, Store
 CSV_COLUMNS: tuple[str, ...] = (
     "path", "file", "folder", "bytes", "format", "width", "height", "provider", "status", "valid",
     "problem_codes", "problems", *FLAG_TYPES, "face_count", "faces",
-    *(f"verdict_{name}" for name in VERDICT_RULES),
+    *(f"verdict_{name}" for name in VERDICT_RULES), "warning_codes", "warnings",
     "cost", "request_id", "attempts", "duration_ms", "error_code", "error", "checked_at", "sha256",
 )  # fmt: skip
 
@@ -127,6 +127,8 @@ def _csv_cells(row: dict[str, Any]) -> list[Any]:
         "problems": " | ".join(p["message"] for p in problems),
         **{name: _yes_no(row[name]) for name in FLAG_TYPES},
         "faces": ";".join(f"{f['x']},{f['y']},{f['width']},{f['height']}" for f in row["faces"]),
+        "warning_codes": ";".join(w["code"] for w in row["warnings"]),
+        "warnings": " | ".join(w["message"] for w in row["warnings"]),
     }
     return ["" if values[name] is None else values[name] for name in CSV_COLUMNS]
 
@@ -144,6 +146,7 @@ def _json_item(row: dict[str, Any]) -> dict[str, Any]:
         "faces": row["faces"],
         "result_urls": row["result_urls"],
         "verdicts": {name: row[f"verdict_{name}"] for name in VERDICT_RULES},
+        "warnings": [{"code": w["code"], "message": w["message"]} for w in row["warnings"]],
         "cost": row["cost"],
         "request_id": row["request_id"],
         "attempts": row["attempts"],

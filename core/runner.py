@@ -59,6 +59,7 @@ from .models import CheckResult, Outcome, ProbedImage, Problem, ScannedFile, Sta
 from .plan import Action, ActionTally, PlanChoices, decide, first_blocking_code
 from .pacing import Call, News, Pacer, PacingPolicy, call_kind
 from .probe import probe_file
+from .quality import Thresholds, measure, warnings_for_answer
 from .providers import CheckContext, DictMemo, Provider
 from .retry import RetryPolicy
 from .scan import UNSTORABLE_NAME, iter_files
@@ -106,6 +107,8 @@ class RunOptions:
     #: Files and images read back from the worklist at a time (memory stays flat whatever
     #: the number of files; a page is a few hundred kilobytes at most).
     page_size: int = PAGE_SIZE
+    #: When a quality warning turns a "yes" into "review" (the app's quality settings).
+    quality: Thresholds = Thresholds()
 
 
 @dataclass(frozen=True)
@@ -604,8 +607,11 @@ class BatchRunner:
                 return _WorkerResult(None)
             call_seconds += time.monotonic() - t0
             if failure is None:
+                # Measured after the answer, on this worker, from the bytes already in memory.
+                measured = measure(data)
                 return _WorkerResult(
-                    outcome(Status.CHECKED, result=result, attempts=attempts, duration_ms=round(call_seconds * 1000))
+                    outcome(Status.CHECKED, result=result, attempts=attempts, duration_ms=round(call_seconds * 1000),
+                            quality=measured, warnings=warnings_for_answer(measured, result.faces, self.options.quality))
                 )
             if isinstance(failure, ImageRejected):
                 return _WorkerResult(

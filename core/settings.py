@@ -21,6 +21,7 @@ from .errors import SaysSentence
 from .http import validate_base_url
 from .paths import AppPaths
 from .providers import Provider, SettingSpec
+from .quality import Thresholds, thresholds_from
 
 MAX_RECENT_FOLDERS = 10
 CONCURRENCY_RANGE = (1, 32)
@@ -73,12 +74,29 @@ class AppSettings:
     retry_ambiguous: bool = False
     #: Decode every file to find corrupt or truncated ones, not just read its header.
     deep_check: bool = True
+    #: The quality thresholds the user changed (names of :data:`core.quality.SETTINGS`),
+    #: for every provider alike.
+    quality: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Read-only views, so a settings object handed to another thread cannot change under it.
         frozen = {pid: MappingProxyType(dict(values)) for pid, values in self.providers.items()}
         object.__setattr__(self, "providers", MappingProxyType(frozen))
         object.__setattr__(self, "recent_folders", tuple(self.recent_folders))
+        object.__setattr__(self, "quality", MappingProxyType(dict(self.quality)))
+
+    def quality_thresholds(self) -> Thresholds:
+        """:returns: when a quality warning applies, with the user's changes."""
+        return thresholds_from(self.quality)
+
+    def with_quality_values(self, values: Mapping[str, Any]) -> "AppSettings":
+        """:returns: a copy with these quality thresholds set (the others kept).
+
+        :raises ValueError: an unknown name or a value that is not a number.
+        """
+        merged = {**self.quality, **values}
+        thresholds_from(merged)
+        return replace(self, quality=merged)
 
     def with_provider_value(self, provider_id: str, name: str, value: Any) -> "AppSettings":
         """:returns: a copy with one provider setting set.
@@ -260,6 +278,7 @@ def _settings_to_json(settings: AppSettings) -> dict[str, Any]:
         "recent_folders": list(settings.recent_folders),
         "retry_ambiguous": settings.retry_ambiguous,
         "deep_check": settings.deep_check,
+        "quality": dict(settings.quality),
     }
 
 
@@ -293,4 +312,14 @@ def _settings_from_json(data: Any) -> AppSettings:
         if not isinstance(flag, bool):
             raise ValueError(f"{name!r} is not true or false")
     unique_recent = tuple(dict.fromkeys(recent))[:MAX_RECENT_FOLDERS]
-    return AppSettings(providers=providers, default_provider=default_provider, recent_folders=unique_recent, **flags)
+    quality = data.get("quality", {})
+    if not isinstance(quality, dict):
+        raise ValueError("'quality' is not an object")
+    for name, value in list(quality.items()):
+        try:
+            thresholds_from({name: value})
+        except ValueError as exc:  # hand-edited: this one value is left out, not the whole file
+            log.warning("The settings file's quality setting is ignored: %s", exc)
+            del quality[name]
+    return AppSettings(providers=providers, default_provider=default_provider, recent_folders=unique_recent,
+                       quality=quality, **flags)

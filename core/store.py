@@ -32,6 +32,8 @@ Tables
   itself (``empty``, ``not_an_image``, ``corrupt``, ``truncated``, ``decompression_bomb``).
 - ``valid`` INTEGER 0/1: 1 when none of ``problems`` is blocking.
 - ``first_seen_at`` TEXT: when this content was first read.
+- ``quality`` TEXT, JSON object: the local measurement (:class:`core.quality.PhotoQuality`:
+  sharpness, brightness, clipped shares and their grid); NULL until an answer was measured.
 
 ``results`` — one row per content and provider; a re-check replaces the row.
 
@@ -48,8 +50,11 @@ Tables
 - ``faces`` TEXT, JSON list of ``{x, y, width, height, confidence, crops}`` (pixels of the
   original file; ``crops`` are file paths or URLs); NULL when the provider does not locate faces.
 - ``result_urls`` TEXT, JSON object: result image per type, e.g. ``{"head_seg": "https://..."}``.
-- ``verdict_avatar``, ``verdict_tryon``, ``verdict_asset`` TEXT: ``yes``, ``no`` or
-  ``unknown``, whether the image is ready for that workflow (:func:`core.models.verdicts`).
+- ``verdict_avatar``, ``verdict_tryon``, ``verdict_asset`` TEXT: ``yes``, ``no``, ``unknown``
+  or ``review`` (usable, but a person should look), whether the image is ready for that
+  workflow (:func:`core.models.verdicts`).
+- ``warnings`` TEXT, JSON list of ``{code, message}``: the quality warnings
+  (:func:`core.quality.warnings_for`) behind a ``review``; ``[]`` when none applies.
 - ``cost`` TEXT: what the call cost, as the provider wrote it.
 - ``request_id`` TEXT: the provider's request id.
 - ``raw`` TEXT: the provider's answer, verbatim.
@@ -96,8 +101,9 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from core import quality as _quality
 from core.errors import SaysSentence
-from core.models import FLAG_TYPES, VERDICT_RULES, Face, Verdict, Outcome, ProbedImage, Problem, ScannedFile, Status, is_valid, verdicts
+from core.models import FLAG_TYPES, VERDICT_RULES, Face, Outcome, ProbedImage, Problem, ScannedFile, Status, Verdict, is_valid, verdicts
 
 #: Problem codes that belong to a path rather than to the content behind it.
 PATH_LEVEL_CODES: frozenset[str] = frozenset({"extension_mismatch", "unreadable"})
@@ -233,6 +239,39 @@ def m101_call_journal(db: Database) -> None:
         db.execute(statement)
 
 
+
+@MIGRATIONS()
+def m151_quality(db: Database) -> None:
+    """Task 15: the local quality measurement per image, the warnings per result, and the
+    fourth verdict value ``review``.
+
+    SQLite cannot change a CHECK constraint in place, so ``results`` is rebuilt the way its
+    documentation describes: a new table from the stored CREATE statement with only the
+    verdict checks widened, every row copied with its rowid, and the indexes and triggers
+    that were on the old table (whoever added them) made again.
+    """
+    import re
+
+    db.execute("ALTER TABLE images ADD COLUMN quality TEXT")
+    table_sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'results'").fetchone()[0]
+    attached = [
+        row[0]
+        for row in db.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = 'results' AND type IN ('index', 'trigger') AND sql IS NOT NULL"
+        ).fetchall()
+    ]
+    new_sql = re.sub(r"(verdict_\w+ IN \('yes', 'no', 'unknown')\)", r"\1, 'review')", table_sql)
+    new_sql = re.sub(r"^CREATE TABLE \"?results\"?", "CREATE TABLE results_m151", new_sql)
+    db.execute(new_sql)
+    columns = ", ".join(f'"{row[1]}"' for row in db.execute("PRAGMA table_info(results)").fetchall())
+    db.execute(f"INSERT INTO results_m151 (rowid, {columns}) SELECT rowid, {columns} FROM results")
+    db.execute("DROP TABLE results")
+    db.execute("ALTER TABLE results_m151 RENAME TO results")
+    for statement in attached:
+        db.execute(statement)
+    db.execute("ALTER TABLE results ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]'")
+
+
 class StoreError(SaysSentence):
     """The results database cannot be used; the message says why in a sentence."""
 
@@ -256,13 +295,17 @@ class RowFilter:
     paths_under: str | None = None
     shas: tuple[str, ...] | None = None
     roots: tuple[str, ...] | None = None
+    #: True: only rows with a verdict of ``review`` (a person should look).
+    review: bool | None = None
+    #: True: only images whose providers disagree about whether there is a face.
+    disagree: bool | None = None
 
 
 #: The keys of every row :meth:`Store.query_rows` yields, and the names ``order_by`` accepts.
 ROW_COLUMNS: tuple[str, ...] = (
     "path", "folder", "file", "sha256", "bytes", "format", "width", "height", "provider",
     "status", "valid", "problems", *FLAG_TYPES, "face_count", "faces", "result_urls",
-    *(f"verdict_{name}" for name in VERDICT_RULES),
+    *(f"verdict_{name}" for name in VERDICT_RULES), "warnings",
     "cost", "request_id", "raw", "error_code", "error", "attempts", "duration_ms", "checked_at",
 )  # fmt: skip
 
@@ -287,6 +330,7 @@ _ROW_FIELDS = """
     r.head_seg AS head_seg, r.face_seg AS face_seg, r.cloth_seg AS cloth_seg, r.object_seg AS object_seg,
     r.face_count AS face_count, r.faces AS faces, r.result_urls AS result_urls,
     r.verdict_avatar AS verdict_avatar, r.verdict_tryon AS verdict_tryon, r.verdict_asset AS verdict_asset,
+    r.warnings AS warnings,
     r.cost AS cost, r.request_id AS request_id, r.raw AS raw, r.error_code AS error_code, r.error AS error,
     r.attempts AS attempts, r.duration_ms AS duration_ms, r.checked_at AS checked_at,
     r.rowid AS result_rowid
@@ -312,6 +356,14 @@ LEFT JOIN results AS r ON r.rowid = json_extract(page.value, '$[1]')
 # locate faces) when its face flag is set; known not to, when the count or the flag says so.
 _HAS_FACE = "(face_count > 0 OR (face_count IS NULL AND face_seg = 1))"
 _HAS_NO_FACE = "(face_count = 0 OR (face_count IS NULL AND face_seg = 0))"
+# Images with at least one provider saying there is a face and another saying there is none.
+_DISAGREE = f"""sha256 IN (
+    SELECT sha256 FROM results
+    GROUP BY sha256
+    HAVING MAX(CASE WHEN {_HAS_FACE} THEN 1 WHEN {_HAS_NO_FACE} THEN 0 END)
+         > MIN(CASE WHEN {_HAS_FACE} THEN 1 WHEN {_HAS_NO_FACE} THEN 0 END)
+)"""
+_NEEDS_REVIEW = " OR ".join(f"verdict_{w} = 'review'" for w in VERDICT_RULES)
 
 # How each row column sorts; JSON columns sort by what they hold rather than by their text.
 _ORDER_EXPRESSIONS: Mapping[str, tuple[str, ...]] = {
@@ -488,6 +540,7 @@ class Store:
         """
         now = _now()
         rows = [_result_row(outcome, now) for outcome in outcomes]
+        measured = [(o.quality.to_json(), o.sha256) for o in outcomes if o.quality is not None]
         if rows:
             with self.writing():
                 self.db["results"].upsert_all(rows, pk=("sha256", "provider"))
@@ -497,6 +550,75 @@ class Store:
                     "json_extract(value, '$[1]') FROM json_each(?))",
                     [json.dumps([[o.provider, o.sha256] for o in outcomes])],
                 )
+                if measured:
+                    self.db.conn.executemany("UPDATE images SET quality = ? WHERE sha256 = ?", measured)
+
+    def measured(self, sha256: str) -> "_quality.PhotoQuality | None":
+        """:returns: the stored local measurement of one image, or None."""
+        row = next(self.db.query("SELECT quality FROM images WHERE sha256 = ?", [sha256]), None)
+        return _quality.PhotoQuality.from_json(row["quality"]) if row else None
+
+    def unmeasured(self, limit: int = 500) -> list[tuple[str, list[str]]]:
+        """Images with a checked result but no measurement (checked before measuring began).
+
+        :returns: up to ``limit`` of (sha256, the paths it was seen at).
+        """
+        rows = self.db.query(
+            """
+            SELECT i.sha256, json_group_array(f.path) AS paths
+            FROM images AS i JOIN files AS f ON f.sha256 = i.sha256
+            WHERE i.quality IS NULL AND EXISTS (
+                SELECT 1 FROM results AS r WHERE r.sha256 = i.sha256 AND r.status = 'checked'
+            )
+            GROUP BY i.sha256 LIMIT :limit
+            """,
+            {"limit": limit},
+        )
+        return [(row["sha256"], json.loads(row["paths"])) for row in rows]
+
+    def save_measurements(self, measured: Iterable[tuple[str, "_quality.PhotoQuality | None"]]) -> None:
+        """Store measurements made apart from a check; None marks an image that could not be
+        measured (its file is gone or changed), so it is not tried again."""
+        values = [(q.to_json() if q is not None else "{}", sha) for sha, q in measured]
+        if values:
+            with self.writing():
+                self.db.conn.executemany("UPDATE images SET quality = ? WHERE sha256 = ?", values)
+
+    def recompute_warnings(self, thresholds: "_quality.Thresholds" = _quality.Thresholds()) -> int:
+        """Work out every checked result's warnings and verdicts again, from the stored
+        answers and the stored measurement (after the thresholds changed). Calls no provider
+        and reads no image file.
+
+        :returns: how many results changed.
+        """
+        changed = []
+        rows = self.db.query(
+            """
+            SELECT r.rowid AS id, r.valid, r.faces, r.warnings, i.quality, i.width, i.height,
+                   r.head_seg, r.face_seg, r.cloth_seg, r.object_seg,
+                   r.verdict_avatar, r.verdict_tryon, r.verdict_asset
+            FROM results AS r LEFT JOIN images AS i ON i.sha256 = r.sha256
+            WHERE r.status = 'checked'
+            """
+        )
+        for row in rows:
+            size = (row["width"], row["height"]) if row["width"] and row["height"] else None
+            faces = json.loads(row["faces"]) if row["faces"] else None
+            found = _quality.warnings_for(_quality.PhotoQuality.from_json(row["quality"]), faces, thresholds, size=size)
+            flags = {name: None if row[name] is None else bool(row[name]) for name in FLAG_TYPES}
+            decided = verdicts(bool(row["valid"]), flags, _quality.review_workflows(found))
+            update = {f"verdict_{w}": v.value for w, v in decided.items()}
+            update["warnings"] = _quality.warnings_to_json(found)
+            if any(row[name] != value for name, value in update.items()):
+                changed.append({**update, "id": row["id"]})
+        if changed:
+            with self.writing():
+                self.db.conn.executemany(
+                    "UPDATE results SET verdict_avatar = :verdict_avatar, verdict_tryon = :verdict_tryon, "
+                    "verdict_asset = :verdict_asset, warnings = :warnings WHERE rowid = :id",
+                    changed,
+                )
+        return len(changed)
 
     def memo_items(self, provider: str) -> dict[tuple[str, str], str]:
         """:returns: (sha256, kind) -> value of everything ``provider`` remembered."""
@@ -738,6 +860,14 @@ class Store:
             row["code"]: row["n"]
             for row in self.db.query(f"SELECT code, COUNT(*) AS n FROM ({problem_rows}) GROUP BY code", params)
         }
+        warnings = {
+            row["code"]: row["n"]
+            for row in self.db.query(
+                f"""SELECT json_extract(w.value, '$.code') AS code, COUNT(*) AS n
+                    FROM ({sql}) AS rows, json_each(COALESCE(rows.warnings, '[]')) AS w GROUP BY code""",
+                params,
+            )
+        }
         cost = Decimal(0)
         unreadable = 0
         cost_rows = self.db.query(
@@ -763,6 +893,7 @@ class Store:
             problems=problems,
             verdicts={w: {v: figures[f"{w}_{v}"] for v in VERDICT_VALUES} for w in VERDICT_RULES},
             with_face=figures["with_face"],
+            warnings=warnings,
             cost=cost,
             unreadable_costs=unreadable,
         )
@@ -778,6 +909,7 @@ class RowSummary:
     problems: Mapping[str, int]  # blocking problem code -> rows showing it
     verdicts: Mapping[str, Mapping[str, int]]  # workflow -> verdict value -> rows
     with_face: int  # rows known to show a face (the ``has_face`` filter's rule)
+    warnings: Mapping[str, int]  # warning code -> rows showing it (why a person should look)
     cost: Decimal  # what the provider reported, once per content
     unreadable_costs: int  # results whose cost is not a number
 
@@ -902,6 +1034,10 @@ def _filtered_rows_sql(filter: RowFilter) -> tuple[str, dict[str, Any]]:
         conditions.append(f"verdict_{filter.verdict} = 'yes'")
     if filter.has_face is not None:
         conditions.append(_HAS_FACE if filter.has_face else _HAS_NO_FACE)
+    if filter.review is not None:
+        conditions.append(f"({_NEEDS_REVIEW})" if filter.review else f"NOT COALESCE({_NEEDS_REVIEW}, 0)")
+    if filter.disagree is not None:
+        conditions.append(_DISAGREE if filter.disagree else f"NOT {_DISAGREE}")
     if filter.text:
         conditions.append("instr(casefold(path), :text) > 0")
         params["text"] = _casefold(filter.text)
@@ -965,6 +1101,7 @@ def _row_from_sql(row: dict[str, Any]) -> dict[str, Any]:
         out[name] = None if row[name] is None else bool(row[name])
     out["faces"] = json.loads(row["faces"]) if row["faces"] else []
     out["result_urls"] = json.loads(row["result_urls"]) if row["result_urls"] else {}
+    out["warnings"] = json.loads(row["warnings"]) if row["warnings"] else []
     return out
 
 
@@ -988,7 +1125,8 @@ def _result_row(outcome: Outcome, now: str) -> dict[str, Any]:
         "face_count": None if faces is None else len(faces),
         "faces": None if faces is None else _json([_face_dict(face) for face in faces]),
         "result_urls": _json(dict(result.result_urls) if result is not None else {}),
-        **{f"verdict_{w}": v.value for w, v in verdicts(usable, flags).items()},
+        **{f"verdict_{w}": v.value for w, v in verdicts(usable, flags, _quality.review_workflows(outcome.warnings)).items()},
+        "warnings": _quality.warnings_to_json(outcome.warnings),
         "cost": result.cost if result is not None else None,
         "request_id": result.request_id if result is not None else None,
         "raw": result.raw if result is not None else None,

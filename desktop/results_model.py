@@ -138,6 +138,7 @@ _GLYPHS: Mapping[Any, tuple[str, str]] = {
     "yes": ("✓", "good"),
     "no": ("✗", "bad"),
     "unknown": ("?", "neutral"),
+    "review": ("!", "warn"),
 }
 
 
@@ -794,7 +795,8 @@ def _tooltip(key: str, row: Mapping[str, Any]) -> str | None:
         return f"{FLAG_LABELS[key]}: {state}"
     if key.startswith("verdict_"):
         workflow = VERDICT_LABELS[key.removeprefix("verdict_")]
-        return f"Ready for {workflow}: {row[key] or 'unknown'}"
+        reasons = "".join(f"\n• {w['message']}" for w in row.get("warnings") or ()) if row[key] == "review" else ""
+        return f"Ready for {workflow}: {row[key] or 'unknown'}{reasons}"
     if key == "error":
         if not row["error"]:
             return None

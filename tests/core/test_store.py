@@ -426,12 +426,12 @@ def test_summary(filled):
     summary = filled.summary(RowFilter(provider="cometapi"))
     assert summary.statuses == {"checked": 3, "invalid": 1, "rejected": 0, "failed": 1, "pending": 1}
     assert (summary.files, summary.images, summary.open) == (6, 4, 2)  # the unreadable file has no content hash
-    assert summary.verdicts["avatar"] == {"yes": 0, "no": 1, "unknown": 3}
+    assert summary.verdicts["avatar"] == {"yes": 0, "no": 1, "unknown": 3, "review": 0}
     assert summary.with_face == 2
     # The copy under another name cost nothing more.
     assert summary.cost == Decimal("0.55")
     local = filled.summary(RowFilter(provider="local"))
-    assert local.verdicts["avatar"] == {"yes": 2, "no": 2, "unknown": 0}
+    assert local.verdicts["avatar"] == {"yes": 2, "no": 2, "unknown": 0, "review": 0}
     assert local.cost == Decimal(0)
     # Blocking problems once per file: too small (the provider's rule), unreadable (the file).
     assert local.problems == {"too_small": 1, "unreadable": 1}
