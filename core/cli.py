@@ -462,8 +462,8 @@ def settings_show(app: AppContext) -> None:
 @click.pass_obj
 @friendly_errors
 def settings_set(app: AppContext, provider_id: str, assignments) -> None:
-    """Change settings of PROVIDER, e.g. `settings set useapi email=me@example.com`, or the
-    quality thresholds, e.g. `settings set quality min_confidence=0.8`."""
+    """Change settings of PROVIDER (for example: settings set useapi email=me@example.com) or the
+    quality thresholds (for example: settings set quality min_confidence=0.8)."""
     if provider_id == QUALITY:
         _set_quality(app, assignments)
         return
