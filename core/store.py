@@ -816,13 +816,20 @@ def _face_dict(face: Face) -> dict[str, Any]:
 
 
 def problems_to_json(problems: Iterable[Problem]) -> str:
-    return _json([{"code": p.code, "message": p.message, "blocking": p.blocking} for p in problems])
+    # "fixable" only where it is true: rows written before it existed read the same.
+    return _json(
+        [{"code": p.code, "message": p.message, "blocking": p.blocking} | ({"fixable": True} if p.fixable else {})
+         for p in problems]
+    )
 
 
 def problems_from_json(text: str | None) -> tuple[Problem, ...]:
     if not text:
         return ()
-    return tuple(Problem(p["code"], p["message"], bool(p.get("blocking", True))) for p in json.loads(text))
+    return tuple(
+        Problem(p["code"], p["message"], bool(p.get("blocking", True)), bool(p.get("fixable", False)))
+        for p in json.loads(text)
+    )
 
 
 def _json(value: Any) -> str:
