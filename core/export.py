@@ -21,6 +21,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "problem_codes", "problems", *FLAG_TYPES, "face_count", "faces",
     *(f"verdict_{name}" for name in VERDICT_RULES),
     "cost", "request_id", "attempts", "duration_ms", "error_code", "error", "checked_at", "sha256",
+    "ready_copy",
 )  # fmt: skip
 
 #: Export formats by file suffix.
@@ -163,6 +164,7 @@ def _json_item(row: dict[str, Any]) -> dict[str, Any]:
         "error": {"code": row["error_code"], "message": row["error"]} if has_error else None,
         "checked_at": row["checked_at"],
         "raw": _parsed_raw(row["raw"]),
+        "ready_copy": row["ready_copy"],
     }
 
 

@@ -187,6 +187,23 @@ def m001_initial_schema(db: Database) -> None:
         db.execute(statement)
 
 
+@MIGRATIONS()
+def m161_copies(db: Database) -> None:
+    """Which photo each copy made by ``fix`` came from, so a check of the copy shows on the
+    original's row (its ``ready_copy``)."""
+    db.execute(
+        """CREATE TABLE copies (
+    copy_path TEXT PRIMARY KEY,
+    copy_sha256 TEXT NOT NULL,
+    original_path TEXT NOT NULL,
+    original_sha256 TEXT NOT NULL,
+    changes TEXT NOT NULL DEFAULT '',
+    made_at TEXT NOT NULL
+)"""
+    )
+    db.execute("CREATE INDEX idx_copies_original ON copies (original_sha256)")
+
+
 class StoreError(Exception):
     """The results database cannot be used; the message says why in a sentence."""
 
@@ -215,6 +232,7 @@ ROW_COLUMNS: tuple[str, ...] = (
     "status", "valid", "problems", *FLAG_TYPES, "face_count", "faces", "result_urls",
     *(f"verdict_{name}" for name in VERDICT_RULES),
     "cost", "request_id", "raw", "error_code", "error", "attempts", "duration_ms", "checked_at",
+    "ready_copy",
 )  # fmt: skip
 
 # The columns of a row, from files f, images i and results r.
@@ -240,7 +258,13 @@ _ROW_FIELDS = """
     r.verdict_avatar AS verdict_avatar, r.verdict_tryon AS verdict_tryon, r.verdict_asset AS verdict_asset,
     r.cost AS cost, r.request_id AS request_id, r.raw AS raw, r.error_code AS error_code, r.error AS error,
     r.attempts AS attempts, r.duration_ms AS duration_ms, r.checked_at AS checked_at,
-    r.rowid AS result_rowid
+    r.rowid AS result_rowid,
+    (
+        SELECT c.copy_path FROM copies AS c JOIN results AS rc ON rc.sha256 = c.copy_sha256
+        WHERE c.original_sha256 = f.sha256 AND rc.status = 'checked' AND rc.valid = 1
+          AND (COALESCE(r.provider, :provider) IS NULL OR rc.provider = COALESCE(r.provider, :provider))
+        ORDER BY c.made_at DESC LIMIT 1
+    ) AS ready_copy
 """
 
 # One row per file path and result. ``:provider`` restricts the results join when a filter
@@ -550,6 +574,36 @@ class Store:
     def providers(self) -> list[str]:
         """:returns: the ids of the providers with results here, sorted."""
         return [row["provider"] for row in self.db.query("SELECT DISTINCT provider FROM results ORDER BY provider")]
+
+    # --- copies (core/copies.py) ------------------------------------------------------------
+
+    def face_boxes(self, sha256: str) -> list["Box"]:
+        """The face boxes any provider located in this content (for ``fix --fit crop``),
+        from the result that found the most."""
+        from core.fix import Box
+
+        row = next(
+            self.db.query(
+                "SELECT faces FROM results WHERE sha256 = ? AND face_count > 0 ORDER BY face_count DESC LIMIT 1",
+                [sha256],
+            ),
+            None,
+        )
+        faces = json.loads(row["faces"]) if row else []
+        return [Box(int(f["x"]), int(f["y"]), int(f["width"]), int(f["height"])) for f in faces]
+
+    def recording_copies(self, records: Iterable[Any]) -> Iterator[Any]:
+        """Pass :class:`core.copies.CopyRecord` records through, storing each written copy's
+        link to its original as it goes (a copy made is remembered even if the run stops)."""
+        for record in records:
+            if record.copy and record.copy_sha256 and record.original_sha256:
+                with self.writing():
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO copies VALUES (?, ?, ?, ?, ?, ?)",
+                        [record.copy, record.copy_sha256, record.original, record.original_sha256,
+                         "; ".join(record.changes), _now()],
+                    )  # fmt: skip
+            yield record
 
     def summary(self, provider: str | None = None) -> dict[str, Any]:
         """Figures for the command line: rows per status and verdict, faces, cost.
