@@ -476,8 +476,9 @@ def fix(app: AppContext, paths, out, lossless, background, keep_gps, fit, pad_wi
     store = Store(db_path) if db_path.exists() and not dry_run else None
     try:
         prepare_output(out, dry_run=dry_run)
+        faces = store.face_boxes() if store is not None and fit == "crop" else {}
         records = fix_files(paths, out, options, dry_run=dry_run, recursive=recursive,
-                            faces_for=store.face_boxes if store is not None else None)
+                            faces_for=lambda sha256: faces.get(sha256, ()))
         if store is not None:
             records = store.recording_copies(records)
         left = _report_copies(records, out, dry_run)

@@ -577,20 +577,17 @@ class Store:
 
     # --- copies (core/copies.py) ------------------------------------------------------------
 
-    def face_boxes(self, sha256: str) -> list["Box"]:
-        """The face boxes any provider located in this content (for ``fix --fit crop``),
-        from the result that found the most."""
+    def face_boxes(self) -> dict[str, list["Box"]]:
+        """Per content, the face boxes a provider located (for ``fix --fit crop``), from the
+        result that found the most; read at once because the fix runs on other threads."""
         from core.fix import Box
 
-        row = next(
-            self.db.query(
-                "SELECT faces FROM results WHERE sha256 = ? AND face_count > 0 ORDER BY face_count DESC LIMIT 1",
-                [sha256],
-            ),
-            None,
-        )
-        faces = json.loads(row["faces"]) if row else []
-        return [Box(int(f["x"]), int(f["y"]), int(f["width"]), int(f["height"])) for f in faces]
+        found: dict[str, list[Box]] = {}
+        rows = self.db.query("SELECT sha256, faces FROM results WHERE face_count > 0 ORDER BY face_count")
+        for row in rows:  # the most faces last, so they win
+            faces = json.loads(row["faces"])
+            found[row["sha256"]] = [Box(int(f["x"]), int(f["y"]), int(f["width"]), int(f["height"])) for f in faces]
+        return found
 
     def recording_copies(self, records: Iterable[Any]) -> Iterator[Any]:
         """Pass :class:`core.copies.CopyRecord` records through, storing each written copy's
