@@ -30,6 +30,12 @@ from .probe import DECODE_ERRORS, format_label
 JPEG_QUALITIES = (92, 85, 78, 70, 60, 50)
 #: Below this quality a smaller picture looks better than more compression.
 _GPS_IFD = 0x8825
+_SUB_IFDS = (0x8769, _GPS_IFD)  # the Exif and GPS sub-IFDs
+#: A TIFF's tags that describe its own pixel layout (sizes, strips, compression): its
+#: "EXIF" as Pillow reads it, and wrong in any other file.
+_TIFF_LAYOUT_TAGS = frozenset(
+    {256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 317, 322, 323, 324, 325, 338, 339, 347, 513, 514}
+)
 _ORIENTATION = 0x0112
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
@@ -296,8 +302,11 @@ def _exif_for_copy(exif: Image.Exif, keep_gps: bool, changes: list[str]) -> byte
     unless kept."""
     if not exif:
         return b""
-    if _ORIENTATION in exif:
-        del exif[_ORIENTATION]
+    for ifd in _SUB_IFDS:  # loaded, or tobytes() would write offsets into nothing
+        if ifd in exif:
+            exif.get_ifd(ifd)
+    for tag in _TIFF_LAYOUT_TAGS.intersection(exif) | ({_ORIENTATION} & set(exif)):
+        del exif[tag]
     if not keep_gps and _GPS_IFD in exif:
         del exif[_GPS_IFD]
         changes.append("dropped the GPS location")
