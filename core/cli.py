@@ -468,14 +468,13 @@ def fix(app: AppContext, paths, out, lossless, background, keep_gps, fit, pad_wi
 
     Originals are never changed. Exit status 1 when some photo could not be fixed.
     """
-    from .copies import OutputError, fix_files, prepare_output
+    from .copies import OutputError, fix_files
     from .fix import FixOptions
 
     options = FixOptions(lossless=lossless, background=background, keep_gps=keep_gps, fit=fit, pad=pad_with, upscale=upscale)
     db_path = _db_path(app, db)
     store = Store(db_path) if db_path.exists() and not dry_run else None
     try:
-        prepare_output(out, dry_run=dry_run)
         faces = store.face_boxes() if store is not None and fit == "crop" else {}
         records = fix_files(paths, out, options, dry_run=dry_run, recursive=recursive,
                             faces_for=lambda sha256: faces.get(sha256, ()))
@@ -503,7 +502,7 @@ def fix(app: AppContext, paths, out, lossless, background, keep_gps, fit, pad_wi
 @friendly_errors
 def collect(app: AppContext, verdict, statuses, provider_id, out, link, dry_run, db) -> None:
     """Copy the photos ready for a workflow into one folder, names kept (a clash gets a suffix)."""
-    from .copies import OutputError, collect_files, prepare_output
+    from .copies import OutputError, collect_files
 
     db_path = _db_path(app, db)
     if not db_path.exists():
@@ -517,7 +516,6 @@ def collect(app: AppContext, verdict, statuses, provider_id, out, link, dry_run,
                 seen.add(row["path"])
                 photos.append((row["path"], row["sha256"]))
     try:
-        prepare_output(out, dry_run=dry_run)
         left = _report_copies(collect_files(photos, out, link=link, dry_run=dry_run), out, dry_run)
     except OutputError as exc:
         raise click.ClickException(str(exc)) from None

@@ -23,7 +23,7 @@ from typing import BinaryIO, Callable, Iterable, Iterator, Sequence
 
 from .fix import Box, FixOptions, fix_image
 from .models import ProbedImage, ScannedFile, is_valid
-from .probe import probe_data, probe_file
+from .probe import ONE_CALL_PNG_BYTES, png_in_one_idat, probe_data, probe_file
 from .publish import free_name, link_new, publish_new
 from .scan import OUTPUT_MARKER, iter_files
 from .validate import validate
@@ -136,10 +136,12 @@ def fix_files(
     Photos are fixed on ``workers`` threads (Pillow decodes and encodes without the GIL);
     copies are named and written in scan order, so names are the same on every run.
 
-    :raises OutputError: a copy could not be written (e.g. the disk is full); every copy
+    :raises OutputError: ``out`` cannot be used (see :func:`prepare_output`), or a copy
+        could not be written (e.g. the disk is full); every copy
         written before is whole and listed in the records already yielded.
     """
     out = Path(out).resolve()
+    prepare_output(out, dry_run=dry_run)
     taken: set[str] = set()
     files = (f for f in iter_files(roots, recursive=recursive) if Path(f.path).parent != out)
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
@@ -172,7 +174,9 @@ def _fix_one(
     f: ScannedFile, out: Path, options: FixOptions, faces_for: FacesFor | None
 ) -> tuple[CopyRecord | None, bytes | None]:
     """Probe, judge, fix and check one photo; no file is written here."""
-    probed = probe_file(f, deep=False)  # the fix decodes it, and says so if it is damaged
+    data = _read_small(f.path)
+    # Not a deep probe: the fix decodes it anyway, and says so if it is damaged.
+    probed = probe_data(f, data, deep=False) if data is not None else probe_file(f, deep=False)
     if probed is None:
         return None, None  # not a photo
     base = CopyRecord(
@@ -183,7 +187,10 @@ def _fix_one(
     if is_valid(problems):
         return replace(base, why="It already passes: no copy is needed."), None
     faces = faces_for(probed.sha256) if faces_for is not None and probed.sha256 else ()
-    fixed = fix_image(f.path, problems, options, faces, fmt=probed.format)
+    if data is not None and probed.format == "PNG":
+        data = png_in_one_idat(data) or data  # the file's own bytes are let go here
+    fixed = fix_image(f.path, problems, options, faces, fmt=probed.format, data=data)
+    del data  # the copy's bytes and the file's are not held at once
     if fixed.data is None:
         return replace(base, action=NOT_FIXED, why=fixed.reason), None
     name = Path(f.path).stem + options.extension
@@ -198,6 +205,18 @@ def _fix_one(
         size_after=_size(copy), copy_sha256=copy.sha256,
     )  # fmt: skip
     return record, fixed.data
+
+
+def _read_small(path: str) -> bytes | None:
+    """The file's bytes, read once for the probe and the fix; None for a file too big to
+    hold (it is then read twice, in pieces) or one that cannot be read (the probe says why)."""
+    try:
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size > ONE_CALL_PNG_BYTES:
+                return None
+            return fh.read()
+    except OSError:
+        return None
 
 
 def _size(probed: ProbedImage) -> tuple[int, int] | None:
@@ -222,9 +241,10 @@ def collect_files(
     :param photos: (path, the sha256 it had when it was checked); a file changed since is
         skipped, because its verdict was about other content.
     :param link: hard-link (a symbolic link across file systems) instead of copying.
-    :raises OutputError: a copy could not be written.
+    :raises OutputError: ``out`` cannot be used, or a copy could not be written.
     """
     out = Path(out).resolve()
+    prepare_output(out, dry_run=dry_run)
     taken: set[str] = set()
     for path, sha256 in photos:
         source = Path(path)

@@ -85,7 +85,13 @@ class CannotFix(Exception):
 
 
 def fix_image(
-    path: str, problems: Sequence[Problem], options: FixOptions, faces: Sequence[Box] = (), *, fmt: str | None = None
+    path: str,
+    problems: Sequence[Problem],
+    options: FixOptions,
+    faces: Sequence[Box] = (),
+    *,
+    fmt: str | None = None,
+    data: bytes | None = None,
 ) -> Fixed:
     """Make the bytes of a copy of the photo at ``path`` that passes ``options.constraints``.
 
@@ -94,11 +100,17 @@ def fix_image(
         fixable, and a photo too small needs ``options.upscale``.
     :param faces: known face boxes, in stored pixels, for ``fit="crop"``.
     :param fmt: the format as the probe named it (``HEIC`` where Pillow says ``HEIF``).
+    :param data: the file's content when it has been read already (it is not read again);
+        a PNG's image data may be joined in one chunk (core.probe.png_in_one_idat).
     :returns: the copy, or the reason there is none. Never raises for a bad file.
     """
     try:
         _refuse_unfixable(problems, options)
-        with Image.open(path) as original:
+        with Image.open(path if data is None else io.BytesIO(data)) as original:
+            if data is not None:
+                # Decoded in one call, without the GIL between chunks, so two threads
+                # fixing photos really run at once (see core.probe.png_in_one_idat).
+                original.decodermaxblock = max(original.decodermaxblock, len(data))
             return _fix_opened(original, options, faces, fmt or original.format or "?")
     except CannotFix as why:
         return Fixed(None, reason=str(why))
@@ -351,5 +363,5 @@ def _encode(im: Image.Image, lossless: bool, quality: int | None, exif: bytes) -
     if lossless:
         im.save(buffer, "PNG", exif=exif, compress_level=6)
     else:
-        im.save(buffer, "JPEG", quality=quality, exif=exif, optimize=False, subsampling="4:2:0" if quality and quality < 90 else "4:4:4")
+        im.save(buffer, "JPEG", quality=quality, exif=exif)
     return buffer.getvalue()

@@ -396,6 +396,10 @@ def _png_in_one_idat(data: bytes) -> bytes | None:
     return b"".join([view[:8], *before, header, body, crc.to_bytes(4, "big"), *after])
 
 
+#: For core/fix.py, which decodes the same PNGs the same way, for the same reason.
+png_in_one_idat = _png_in_one_idat
+
+
 def _reduce_jpeg_decode(im: Image.Image) -> None:
     """Have a JPEG decoded at 1/8 scale: a damage check, not a picture, is wanted.
 

@@ -16,6 +16,7 @@ from core.fix import Box, FixOptions, allowed_size, fix_image
 from core.models import Constraints, ScannedFile, is_valid
 from core.probe import probe_data, probe_file
 from core.publish import free_name, link_new, publish_new
+from core.scan import OUTPUT_MARKER
 from core.validate import validate
 from tests.imagefiles import make_png_claiming, noise_image
 
@@ -199,7 +200,7 @@ def test_fix_files_leaves_the_damaged_and_never_writes_outside_out(tmp_path):
     records = list(fix_files([photos], out))
 
     assert [(Path(r.original).name, r.action) for r in records] == [("cut.png", NOT_FIXED)]
-    assert list(out.iterdir()) == []
+    assert [p.name for p in out.iterdir()] == [OUTPUT_MARKER]
 
 
 # --- publish -------------------------------------------------------------------------------
