@@ -12,6 +12,7 @@ from core.models import Constraints, ScannedFile
 from core.probe import probe_file
 from core.validate import validate
 from desktop.main_window import MainWindow
+from desktop.results_model import COLUMN_INDEX
 from tests.desktop.test_main_window import FACES, _queue
 from tests.desktop.test_results_view import select_rows
 
@@ -85,6 +86,18 @@ def test_make_ready_copies_of_the_selection_only(qtbot, checked, tmp_path):
     assert sorted(p.name for p in out.glob("*.jpg")) == ["temple_panorama.jpg"]
     assert "cropped 2,048 × 600 to 1,500 × 600" in read_manifest(out / "manifest.csv")[0]["changes"]
     assert finished.args == [f"1 copy made in {out}."]
+
+    # Once the copy is checked, the original's row names it as its ready copy.
+    _queue(qtbot, window, out)
+    with qtbot.waitSignal(window.run_ended, timeout=WAIT_MS):
+        window.run_panel.start_action.trigger()
+    model = window.results.model
+    qtbot.waitUntil(lambda: model.rowCount() == 17, timeout=WAIT_MS)
+    by_path = {model.row_at(n)["path"]: n for n in range(17)}
+    original = by_path[str(window.queue.roots()[0]) + "/temple_panorama.jpg"]
+    column = COLUMN_INDEX["ready_copy"]
+    assert model.data(model.index(original, column)) == str(out / "temple_panorama.jpg")
+    assert model.data(model.index(by_path[str(out / "temple_panorama.jpg")], column)) == ""
 
 
 def test_copy_ready_photos_to_a_folder(qtbot, checked, photos, tmp_path):
