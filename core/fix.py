@@ -234,17 +234,43 @@ def _fit_ratio(im: Image.Image, options: FixOptions, faces: Sequence[Box], chang
             return cropped
         changes.append("padded instead of cropping, which would cut a face")
     canvas_size = padded
+    left, top = (canvas_size[0] - width) // 2, (canvas_size[1] - height) // 2
+    canvas = Image.new(im.mode, canvas_size, options.background if im.mode == "RGB" else options.background[0])
     if options.pad == "blur":
-        # A blurred, stretched copy of the photo behind it: the edges continue its colours.
-        small = im.resize((max(1, canvas_size[0] // 16), max(1, canvas_size[1] // 16)), Image.Resampling.BILINEAR)
-        canvas = small.filter(ImageFilter.GaussianBlur(2)).resize(canvas_size, Image.Resampling.BILINEAR)
+        for box, where in _blurred_edges(im, canvas_size, (left, top)):
+            canvas.paste(box, where)
         how = "a blurred extension"
     else:
-        canvas = Image.new(im.mode, canvas_size, options.background if im.mode == "RGB" else options.background[0])
         how = "a solid colour"
-    canvas.paste(im, ((canvas_size[0] - width) // 2, (canvas_size[1] - height) // 2))
+    canvas.paste(im, (left, top))
     changes.append(f"padded {shape} to {canvas_size[0]:,} × {canvas_size[1]:,} with {how} (the allowed ratio)")
     return canvas
+
+
+def _blurred_edges(
+    im: Image.Image, canvas: tuple[int, int], offset: tuple[int, int]
+) -> list[tuple[Image.Image, tuple[int, int]]]:
+    """The two padding bands, each the photo's nearest edge mirrored, stretched and
+    blurred (sky continues up, water down), and where they go. Blurred at 1/8 scale:
+    cheap whatever the photo's size."""
+    width, height = im.size
+    left, top = offset
+    if top:  # bands above and below
+        bands = [((0, 0, width, height // 4), (width, top), (0, 0), Image.Transpose.FLIP_TOP_BOTTOM),
+                 ((0, height - height // 4, width, height), (width, canvas[1] - height - top), (0, top + height),
+                  Image.Transpose.FLIP_TOP_BOTTOM)]  # fmt: skip
+    else:  # bands left and right
+        bands = [((0, 0, width // 4, height), (left, height), (0, 0), Image.Transpose.FLIP_LEFT_RIGHT),
+                 ((width - width // 4, 0, width, height), (canvas[0] - width - left, height), (left + width, 0),
+                  Image.Transpose.FLIP_LEFT_RIGHT)]  # fmt: skip
+    out = []
+    for crop, size, where, flip in bands:
+        if size[0] <= 0 or size[1] <= 0:
+            continue
+        small = (max(1, size[0] // 8), max(1, size[1] // 8))
+        band = im.crop(crop).transpose(flip).resize(small, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        out.append((band.filter(ImageFilter.GaussianBlur(3)).resize(size, Image.Resampling.BILINEAR), where))
+    return out
 
 
 def _crop_around(im: Image.Image, faces: Sequence[Box], ratio: Fraction) -> Image.Image | None:
