@@ -424,7 +424,7 @@ def _report_copies(records, out: Path, dry_run: bool) -> int:
 
     :returns: how many photos were left without the copy they needed.
     """
-    from .copies import FIXED, NOT_FIXED, SKIPPED, OutputError, write_manifest
+    from .copies import NOT_FIXED, SKIPPED, OutputError, discard_output, write_manifest
 
     done: list = []
     verb = "would write" if dry_run else "wrote"
@@ -438,7 +438,12 @@ def _report_copies(records, out: Path, dry_run: bool) -> int:
                 click.echo(f"cannot use {record.original}: {record.why}", err=True)
     except OutputError as exc:
         if done and not dry_run:
-            write_manifest(out, done)
+            try:
+                click.echo(f"Manifest of what was done: {write_manifest(out, done)}", err=True)
+            except OutputError as also:
+                click.echo(str(also), err=True)
+        if not dry_run:
+            discard_output(out)
         raise click.ClickException(str(exc)) from None
     left = sum(r.action in (NOT_FIXED, SKIPPED) for r in done)
     made = sum(bool(r.copy) for r in done)

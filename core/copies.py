@@ -96,15 +96,17 @@ def prepare_output(folder: Path, *, dry_run: bool) -> None:
             marker.write_text("Copies made by Kling Preflight: scans of the folders around this one skip it.\n")
     except OSError as error:
         if made:
-            _remove_empty(folder)
+            discard_output(folder)
         raise OutputError(f"The folder {folder} cannot be written: {_reason(error)}.") from None
 
 
-def _remove_empty(folder: Path) -> None:
-    """Take back a folder this run created, with its marker, when nothing else is in it."""
+def discard_output(folder: Path) -> None:
+    """Take back an output folder that holds nothing but its marker (a run that wrote
+    nothing, e.g. on a full disk, leaves no trace). A folder holding anything else stays."""
     try:
-        (folder / OUTPUT_MARKER).unlink(missing_ok=True)
-        folder.rmdir()
+        if {p.name for p in folder.iterdir()} == {OUTPUT_MARKER}:
+            (folder / OUTPUT_MARKER).unlink()
+            folder.rmdir()
     except OSError:
         pass
 
@@ -112,7 +114,9 @@ def _remove_empty(folder: Path) -> None:
 def _reason(error: OSError) -> str:
     if error.errno == errno.ENOSPC:
         return "the disk is full"
-    if isinstance(error, PermissionError) or error.errno == errno.EROFS:
+    if error.errno == errno.EROFS:
+        return "the disk is read-only"
+    if isinstance(error, PermissionError):
         return "this account may not write there"
     return (error.strerror or str(error)).lower()
 
