@@ -478,12 +478,14 @@ def fix(app: AppContext, paths, out, lossless, background, keep_gps, fit, pad_wi
 
     options = FixOptions(lossless=lossless, background=background, keep_gps=keep_gps, fit=fit, pad=pad_with, upscale=upscale)
     db_path = _db_path(app, db)
-    store = Store(db_path) if db_path.exists() and not dry_run else None
+    store = None
+    if db_path.exists():  # a dry run reads faces but records nothing
+        store = Store.open_readonly(db_path) if dry_run else Store(db_path)
     try:
         faces = store.face_boxes() if store is not None and fit == "crop" else {}
         records = fix_files(paths, out, options, dry_run=dry_run, recursive=recursive,
                             faces_for=lambda sha256: faces.get(sha256, ()))
-        if store is not None:
+        if store is not None and not dry_run:
             records = store.recording_copies(records)
         left = _report_copies(records, out, dry_run)
     except OutputError as exc:
