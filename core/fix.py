@@ -165,6 +165,9 @@ def _fix_opened(im: Image.Image, options: FixOptions, faces: Sequence[Box], sour
 def _to_srgb(im: Image.Image, icc: bytes | None, changes: list[str]) -> Image.Image:
     """RGB or RGBA (or L) in sRGB: from the embedded profile when there is one."""
     alpha = im.getchannel("A") if "A" in im.getbands() else None
+    if im.mode.startswith("I;16") or im.mode == "I":
+        # 16-bit grey: scaled to 8 bits (a plain conversion clips everything over 255 to white).
+        im = im.convert("I").point(lambda value: value / 256).convert("L")
     if im.mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
         alpha = im.getchannel("A") if im.mode == "RGBA" else None

@@ -8,6 +8,7 @@ import os
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -227,3 +228,15 @@ def test_a_full_disk_leaves_no_half_file(tmp_path):
         publish_new(tmp_path, "a.jpg", fill)
 
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_16_bit_grey_png_keeps_its_tones(tmp_path):
+    path = tmp_path / "scan16.png"
+    tones = np.zeros((200, 1000), dtype="<u2")
+    tones[:, :500] = 40_000  # 40,000 / 65,535 of white: a light grey
+    Image.frombytes("I;16", (1000, 200), tones.tobytes()).save(path)
+
+    copy = passes(fix(path).data)
+
+    assert abs(copy.convert("L").getpixel((250, 200)) - 40_000 * 255 // 65_535) <= 3
+    assert copy.convert("L").getpixel((750, 200)) <= 3

@@ -84,6 +84,8 @@ def test_the_bundle_ships_the_desktop_file_and_icon(frozen):
 def test_the_frozen_cli_fixes_a_heic_and_an_avif(frozen, tmp_path):
     from PIL import Image
 
+    import core.probe  # noqa: F401  (registers pillow-heif's HEIF writer in this Python)
+
     photos = tmp_path / "photos"
     photos.mkdir()
     portrait = Image.open(SAMPLES / "fr_obama.jpg").convert("RGB")
