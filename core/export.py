@@ -151,7 +151,9 @@ def _json_item(row: dict[str, Any]) -> dict[str, Any]:
         "provider": row["provider"],
         "status": row["status"],
         "valid": row["valid"],
-        "problems": [{"code": p["code"], "message": p["message"]} for p in row["problems"]],
+        "problems": [
+            {"code": p["code"], "message": p["message"], "fixable": bool(p.get("fixable"))} for p in row["problems"]
+        ],
         "flags": {name: row[name] for name in FLAG_TYPES},
         "face_count": row["face_count"],
         "faces": row["faces"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -185,6 +186,12 @@ def test_a_check_of_the_copy_shows_on_the_originals_row(tmp_path):
     export = tmp_path / "before.csv"
     assert cli("export", "--db", str(db), "--out", str(export), home=home).returncode == 0
     assert [r["ready_copy"] for r in read_export_csv(export)] == [""]  # made, not checked yet
+    as_json = tmp_path / "before.json"
+    assert cli("export", "--db", str(db), "--out", str(as_json), home=home).returncode == 0
+    (item,) = json.loads(as_json.read_text(encoding="utf-8"))
+    assert item["problems"] == [
+        {"code": "unsupported_format", "message": "HEIC is not supported: use JPG or PNG.", "fixable": True}
+    ]
 
     scanned = cli("scan", str(out), "--db", str(db), home=home)  # the copy, named as a root
     assert scanned.returncode == 0, scanned.stderr
