@@ -12,25 +12,28 @@ import getpass
 import logging
 import os
 import signal
-import sqlite3
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import click
 
 from . import __version__
-from .console import ProgressDisplay, RowTally, describe_plan, progress_line, scan_line, summary_table
+from .console import ProgressDisplay, describe_plan, progress_line, scan_line, summary_table
 from .context import AppContext
-from .errors import ProviderError, database_error_sentence, os_error_sentence
-from .events import FileSkipped, Finished, ImageFinished, Plan, ProviderHalted, ScanProgress, Waiting
-from .export import FORMATS, export_file, export_rows
+from .errors import ProviderError, user_sentence
+from .events import FileSkipped, Finished, ImageFinished, Plan, ProviderHalted, ScanProgress, Stopping, Waiting
+from .export import FORMATS, export_file
+from .quality import SETTINGS as QUALITY_SETTINGS
+from .quality import measure_missing
 from .logs import setup_logging
-from .plugins import BUILTIN_PLUGINS, UnknownProviderError
-from .runner import BatchRunner, RunOptions
-from .secrets import NoSecureStoreError
+from .plugins import BUILTIN_PLUGINS
+from .runner import BatchRunner
+from .session import RunChoices, RunNotReady, prepare_run
 from .settings import SettingsError, parse_setting_assignment, resolve_provider_settings
-from .store import RowFilter, Store, StoreError
+from .store import RowFilter, Store
+from .words import PROVIDER_STATE_WORDS
 
 log = logging.getLogger("kling_preflight")
 
@@ -50,19 +53,43 @@ def friendly_errors(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (StoreError, SettingsError, NoSecureStoreError) as exc:
-            raise UserError(str(exc)) from None
-        except UnknownProviderError as exc:  # the registry's message is a sentence
-            raise UserError(exc.args[0] if exc.args else str(exc)) from None
-        except sqlite3.DatabaseError as exc:
-            raise click.ClickException(database_error_sentence(exc)) from None
-        except OSError as exc:
-            raise click.ClickException(os_error_sentence(exc)) from None
+        except BrokenPipeError:  # `export | head`: the reader has all it wanted
+            _leave_quietly()
+        except Exception as exc:
+            sentence = user_sentence(exc)
+            if sentence is None:  # a bug: its traceback is worth more than any sentence
+                raise
+            raise (UserError if sentence.mistake else click.ClickException)(sentence.text) from None
 
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _leave_quietly() -> None:
+    """Exit 0 without a word after the reader of standard output went away; what is still
+    buffered goes nowhere, so Python's own flush at exit does not complain either."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(EXIT_OK)
+
+
+class _WholeHelp:
+    """Commands listed in a help page with their whole first sentence, wrapped rather than
+    cut off with "..." (Click's default cuts them to fit one line)."""
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        return super().get_short_help_str(limit=10_000)  # type: ignore[misc]
+
+
+class _Command(_WholeHelp, click.Command):
+    pass
+
+
+class _Group(_WholeHelp, click.Group):
+    command_class = _Command
+    group_class = type  # subgroups are _Group too
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="kling-preflight")
 @click.option("-v", "--verbose", is_flag=True, help="Show more detail on the terminal (the log file always has it).")
 @click.pass_context
@@ -99,39 +126,64 @@ def _db_path(app: AppContext, db: str | None) -> Path:
 def scan(app: AppContext, paths, provider_id, db, export_path, concurrency, force, retry_failed,
          retry_ambiguous, dry_run, quick, recursive, overrides, yes) -> None:
     """Scan PATHS (files or folders), check new images, print a summary."""
-    if force and retry_failed:
-        raise UserError("--force and --retry-failed cannot be used together.")
     if export_path is not None and export_path.suffix.lower() not in FORMATS:
         raise UserError("--export needs a file name ending in .csv or .json.")
     provider_id = provider_id or app.default_provider_id()
-    provider = app.create_provider(provider_id, _overrides(app, provider_id, overrides))
-    availability = provider.availability()
-    if not availability.ready and not dry_run:
-        raise UserError(f"{provider.label} cannot run: {availability.reason}.")
-    options = RunOptions(
-        recursive=recursive,
-        force=force,
-        retry_failed=retry_failed,
-        retry_ambiguous=retry_ambiguous or app.settings.retry_ambiguous,
-        dry_run=dry_run,
-        deep_check=app.settings.deep_check and not quick,
-        concurrency=concurrency,
-    )
-    db_path = _db_path(app, db)
-    runner = BatchRunner(db_path, provider, options)
-    confirm = None if (yes or not sys.stdin.isatty()) else _confirm_paid_plan
-    summary = _drive(runner, paths, confirm)
-    # One pass over the rows feeds both the summary and the export.
-    tally = RowTally()
-    rows = tally.counting(_rows_for(db_path, provider.id, paths))
-    written = export_rows(rows, export_path) if export_path is not None else sum(1 for _ in rows)
+    choices = RunChoices(
+        provider_id=provider_id, overrides=_overrides(app, provider_id, overrides), recursive=recursive,
+        force=force, retry_failed=retry_failed, retry_ambiguous=retry_ambiguous, dry_run=dry_run,
+        quick=quick, concurrency=concurrency,
+    )  # fmt: skip
+    try:
+        runner = prepare_run(app, _db_path(app, db), choices)
+    except RunNotReady as exc:
+        raise UserError(str(exc)) from None
+    provider, db_path = runner.provider, runner.db_path
+    gate = _PaidGate(yes=yes, interactive=sys.stdin.isatty())
+    summary = _drive(runner, paths, gate)
+    if gate.refused == "no_terminal":
+        raise UserError(
+            "Nothing was sent: this run may be billed and there is no terminal to ask you. "
+            "Add --yes to send it (or --dry-run to see the plan only)."
+        )
+    if gate.refused == "declined":
+        click.echo("Nothing was sent.")
+        sys.exit(EXIT_INCOMPLETE)
+    roots = tuple(os.path.abspath(p) for p in paths)
+    row_filter = RowFilter(provider=provider.id, roots=roots)
+    with Store.open_readonly(db_path) as store:
+        counts = store.summary(row_filter)
+        written = export_file(store, export_path, filter=row_filter) if export_path is not None else 0
+        unhandled = _not_images_named(store, row_filter, roots)
+    for path, sentence in unhandled:
+        click.echo(f"{path}: {sentence}", err=True)
     click.echo(f"{provider.label} ({provider.id}) on {', '.join(str(p) for p in paths)}")
-    click.echo(summary_table(summary, tally))
+    click.echo(summary_table(summary, counts))
     click.echo(f"Results database: {db_path}")
     if export_path is not None:
-        click.echo(f"Wrote {written} rows to {export_path}")
-    if not summary.complete and not summary.dry_run:
+        click.echo(f"Wrote {written:,} rows to {export_path}")
+    if summary.dry_run:
+        return
+    if not summary.complete or counts.open or unhandled or gate.skipped_roots(roots):
         sys.exit(EXIT_INCOMPLETE)
+
+
+#: Problems that make a named file something no provider can check.
+_NOT_AN_IMAGE = frozenset({"not_an_image", "empty", "unreadable"})
+
+
+def _not_images_named(store: Store, row_filter: RowFilter, roots) -> list[tuple[str, str]]:
+    """The files the user named that are not images (or could not be read), each with the
+    sentence saying so: they have a row, and the exit status says not everything was done."""
+    files = tuple(root for root in roots if os.path.isfile(root))
+    if not files:
+        return []
+    out = []
+    for row in store.query_rows(replace(row_filter, roots=files)):
+        problem = next((p for p in row["problems"] if p["code"] in _NOT_AN_IMAGE), None)
+        if row["path"] in files and problem is not None:
+            out.append((row["path"], problem["message"]))
+    return out
 
 
 def _assignment(text: str) -> tuple[str, str]:
@@ -154,11 +206,32 @@ def _overrides(app: AppContext, provider_id: str, assignments) -> dict[str, str]
     return out
 
 
-def _confirm_paid_plan(plan: Plan) -> bool:
-    if not plan.costs_money:
-        return True
-    click.echo(describe_plan(plan), err=True)
-    return click.confirm(f"Send {plan.to_check} images to {plan.provider_label}? Each call may be billed.", err=True)
+class _PaidGate:
+    """Whether a plan may go ahead: one that may be billed needs a yes, from ``--yes`` or
+    from the user at a terminal. Without a terminal nobody can say yes, so it is refused."""
+
+    def __init__(self, *, yes: bool, interactive: bool) -> None:
+        self.yes = yes
+        self.interactive = interactive
+        self.refused: str | None = None  # "no_terminal" | "declined"
+        self.skipped: list[str] = []  # paths the scan could not use
+
+    def __call__(self, plan: Plan) -> bool:
+        if not plan.costs_money or self.yes:
+            return True
+        click.echo(describe_plan(plan), err=True)
+        if not self.interactive:
+            self.refused = "no_terminal"
+            return False
+        if click.confirm(f"Send {plan.to_check:,} images to {plan.provider_label}? Each call may be billed.", err=True):
+            return True
+        self.refused = "declined"
+        return False
+
+    def skipped_roots(self, roots) -> list[str]:
+        """The paths the user named that the scan could not use."""
+        named = set(roots)
+        return [path for path in self.skipped if path in named]
 
 
 def _drive(runner: BatchRunner, paths, confirm: Callable[[Plan], bool] | None):
@@ -169,10 +242,14 @@ def _drive(runner: BatchRunner, paths, confirm: Callable[[Plan], bool] | None):
     summary = None
 
     def on_interrupt(signum, frame):
-        signal.signal(signal.SIGINT, previous)
-        runner.cancel()
         display.clear()
-        click.echo("Stopping: saving the results so far (Ctrl-C again to quit at once)...", err=True)
+        if runner.stopping:  # the second Ctrl-C: leave the calls in flight (a third quits)
+            signal.signal(signal.SIGINT, previous)
+            runner.abandon()
+            click.echo("Leaving the calls in flight; they are recorded as unknown.", err=True)
+            return
+        runner.cancel()
+        click.echo("Stopping: no new calls; saving the results so far...", err=True)
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
@@ -182,12 +259,17 @@ def _drive(runner: BatchRunner, paths, confirm: Callable[[Plan], bool] | None):
             elif isinstance(event, FileSkipped):
                 display.clear()
                 click.echo(f"Skipped {event.path}: {event.reason}", err=True)
+                if isinstance(confirm, _PaidGate):
+                    confirm.skipped.append(event.path)
             elif isinstance(event, Plan):
                 display.clear()
                 if runner.options.dry_run:
                     click.echo(describe_plan(event))
                 elif confirm is not None and not confirm(event):
                     runner.cancel()
+            elif isinstance(event, Stopping):
+                display.clear()
+                click.echo(f"{str(event).capitalize()} (Ctrl-C again to leave them)...", err=True)
             elif isinstance(event, Waiting):
                 waiting = event
                 display.show(f"{event}")
@@ -205,22 +287,6 @@ def _drive(runner: BatchRunner, paths, confirm: Callable[[Plan], bool] | None):
     return summary
 
 
-def _rows_for(db_path: Path, provider_id: str, paths) -> Iterator[dict]:
-    """The rows of the files under ``paths``, for the summary and the export."""
-    with Store.open_readonly(db_path) as store:
-        seen: set[str] = set()
-        for root in paths:
-            root = os.path.abspath(root)
-            is_folder = os.path.isdir(root)
-            # For a file, the query matches the path itself (and any rows left from a folder
-            # that once had its name, which the check below keeps out).
-            for row in store.query_rows(RowFilter(provider=provider_id, paths_under=root)):
-                if row["path"] in seen or (not is_folder and row["path"] != root):
-                    continue
-                seen.add(row["path"])
-                yield row
-
-
 # -- export -------------------------------------------------------------------------------
 
 
@@ -230,18 +296,21 @@ def _rows_for(db_path: Path, provider_id: str, paths) -> Iterator[dict]:
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="Output file (default: standard output).")
 @click.option("-p", "--provider", "provider_id", help="Only this provider's results.")
 @click.option("--status", "statuses", multiple=True, type=click.Choice(["checked", "invalid", "rejected", "failed", "pending"]), help="Only these statuses (repeatable).")
-@click.option("--verdict", type=click.Choice(["avatar", "tryon", "asset"]), help="Only images ready for this workflow.")
+@click.option("--verdict", type=click.Choice(["avatar", "tryon", "asset", "review"]), help="Only images ready for this workflow; review: only those a person should look at first.")
 @click.option("--has-face/--no-face", "has_face", default=None, help="Only images with (or without) a face.")
+@click.option("--disagree", is_flag=True, default=None, help="Only images whose providers disagree about whether there is a face.")
 @click.option("--bom/--no-bom", default=True, show_default=True, help="Start CSV files with a UTF-8 byte order mark (Excel needs it).")
 @click.pass_obj
 @friendly_errors
-def export(app: AppContext, db, fmt, out, provider_id, statuses, verdict, has_face, bom) -> None:
+def export(app: AppContext, db, fmt, out, provider_id, statuses, verdict, has_face, disagree, bom) -> None:
     """Export results as CSV or JSON."""
     db_path = _db_path(app, db)
     if not db_path.exists():
         raise UserError(f"There is no results database at {db_path}: run `kling-preflight scan` first.")
     fmt = fmt or (FORMATS.get(out.suffix.lower(), "csv") if out is not None else "csv")
-    row_filter = RowFilter(provider=provider_id, statuses=tuple(statuses) or None, verdict=verdict, has_face=has_face)
+    review = True if verdict == "review" else None
+    row_filter = RowFilter(provider=provider_id, statuses=tuple(statuses) or None, verdict=None if review else verdict,
+                           has_face=has_face, review=review, disagree=disagree)
     with Store.open_readonly(db_path) as store:
         written = export_file(store, out, fmt=fmt, filter=row_filter, bom=bom and out is not None)
     if out is not None:
@@ -250,7 +319,8 @@ def export(app: AppContext, db, fmt, out, provider_id, statuses, verdict, has_fa
 
 # -- providers ----------------------------------------------------------------------------
 
-STATE_WORDS = {"ready": "ready", "needs_key": "needs a key", "unavailable": "unavailable"}
+#: The name that stands for the quality thresholds in `settings set` and `settings show`.
+QUALITY = "quality"
 
 
 @main.command()
@@ -263,7 +333,7 @@ def providers(app: AppContext, check: bool) -> None:
     failures = 0
     for state in app.states():
         mark = "*" if state.id == default else " "
-        line = f"{mark} {state.id:<10} {STATE_WORDS.get(state.availability.state, state.availability.state):<12} {state.label}"
+        line = f"{mark} {state.id:<10} {PROVIDER_STATE_WORDS.get(state.availability.state, state.availability.state):<12} {state.label}"
         click.echo(line)
         details = []
         if state.availability.reason:
@@ -380,6 +450,10 @@ def settings_show(app: AppContext) -> None:
             continue
         for spec in cls.settings_spec:
             click.echo(f"  {spec.name:<16} {values.get(spec.name)!s:<32} {spec.help}")
+    thresholds = app.settings.quality_thresholds()
+    click.echo(f"{QUALITY}: (every provider; when a warning turns a yes into review)")
+    for spec in QUALITY_SETTINGS:
+        click.echo(f"  {spec.name:<18} {getattr(thresholds, spec.name)!s:<30} {spec.label}")
 
 
 @settings.command("set")
@@ -388,12 +462,34 @@ def settings_show(app: AppContext) -> None:
 @click.pass_obj
 @friendly_errors
 def settings_set(app: AppContext, provider_id: str, assignments) -> None:
-    """Change settings of PROVIDER, e.g. `settings set useapi email=me@example.com`."""
+    """Change settings of PROVIDER, e.g. `settings set useapi email=me@example.com`, or the
+    quality thresholds, e.g. `settings set quality min_confidence=0.8`."""
+    if provider_id == QUALITY:
+        _set_quality(app, assignments)
+        return
     cls = app.registry.get(provider_id)
     new = app.settings.with_provider_values(provider_id, _overrides(app, provider_id, assignments))
     resolve_provider_settings(new, cls)  # validate before saving
     app.save_settings(new)
     click.echo(f"Saved to {app.paths.settings}")
+
+
+def _set_quality(app: AppContext, assignments) -> None:
+    """Save quality thresholds, then judge the stored results again (no provider is called)."""
+    try:
+        new = app.settings.with_quality_values(dict(_assignment(a) for a in assignments))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    app.save_settings(new)
+    click.echo(f"Saved to {app.paths.settings}")
+    db_path = _db_path(app, None)
+    if db_path.exists():
+        with Store(db_path) as store:
+            measured = measure_missing(store)
+            changed = store.recompute_warnings(new.quality_thresholds())
+        if measured:
+            click.echo(f"Measured {measured} images checked before quality was measured.")
+        click.echo(f"Judged the stored results again: {changed} changed.")
 
 
 @settings.command("default")

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from fractions import Fraction
 from typing import Sequence
 
 from PIL import Image, ImageCms, ImageFilter, ImageOps
 
 from .models import Constraints, Problem
+from .orientation import displayed_box, normal_orientation
 from .probe import DECODE_ERRORS, format_label
 
 #: JPEG qualities tried, best first: the highest that fits is used.
@@ -142,11 +143,10 @@ def _fix_opened(im: Image.Image, options: FixOptions, faces: Sequence[Box], sour
     orientation = exif.get(_ORIENTATION, 1)
     icc = im.info.get("icc_profile")
     im.load()
-    if orientation in range(2, 9):
-        # TODO(helper 12): the project's one orientation module, once it lands.
+    if normal_orientation(orientation) != 1:
         im = ImageOps.exif_transpose(im)
         changes.append(f"turned upright (EXIF orientation {orientation})")
-        faces = [_upright_box(box, orientation, stored_size) for box in faces]
+        faces = [Box(*map(round, displayed_box(astuple(box), orientation, stored_size))) for box in faces]
     im = _to_srgb(im, icc, changes)
     im = _flatten(im, options.background, changes)
     im = _fit_ratio(im, options, faces, changes)
@@ -294,22 +294,6 @@ def _crop_around(im: Image.Image, faces: Sequence[Box], ratio: Fraction) -> Imag
     start = int(min(max(0, round(centre - keep / 2)), length - keep))
     box = (start, 0, start + keep, height) if wide else (0, start, width, start + keep)
     return im.crop(box)
-
-
-def _upright_box(box: Box, orientation: int, stored: tuple[int, int]) -> Box:
-    """A box in stored pixels, in pixels of the upright (EXIF-applied) image.
-
-    The same mapping as desktop/face_overlay.py's displayed_box (core may not import Qt
-    modules); the orientation module helper 12 is adding should own both.
-    """
-    w, h = stored
-    to_upright = {
-        2: lambda x, y: (w - x, y), 3: lambda x, y: (w - x, h - y), 4: lambda x, y: (x, h - y),
-        5: lambda x, y: (y, x), 6: lambda x, y: (h - y, x), 7: lambda x, y: (h - y, w - x), 8: lambda x, y: (y, w - x),
-    }.get(orientation, lambda x, y: (x, y))  # fmt: skip
-    ax, ay = to_upright(box.x, box.y)
-    bx, by = to_upright(box.x + box.width, box.y + box.height)
-    return Box(min(ax, bx), min(ay, by), abs(bx - ax), abs(by - ay))
 
 
 def _enlarge(im: Image.Image, options: FixOptions, changes: list[str]) -> Image.Image:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from fractions import Fraction
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 #: The four recognition flags Kling documents, in the order we show them.
 FLAG_TYPES: tuple[str, ...] = ("head_seg", "face_seg", "cloth_seg", "object_seg")
@@ -49,6 +49,9 @@ class ScannedFile:
     path: str  # absolute
     size: int
     mtime_ns: int
+    #: Named by the user (on the command line, dropped on the window) rather than found in
+    #: a folder: it gets a row even when it is not an image, so nothing named is dropped.
+    named: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,8 @@ class Verdict(str, Enum):
     YES = "yes"
     NO = "no"
     UNKNOWN = "unknown"
+    #: Usable, but a person should look first: always comes with its warnings.
+    REVIEW = "review"
 
 
 #: Which flags each workflow needs. Order is the order of the verdict columns.
@@ -136,7 +141,9 @@ VERDICT_RULES: Mapping[str, tuple[str, ...]] = {
 }
 
 
-def verdicts(valid: bool, flags: Mapping[str, bool | None]) -> dict[str, Verdict]:
+def verdicts(
+    valid: bool, flags: Mapping[str, bool | None], review: Iterable[str] = ()
+) -> dict[str, Verdict]:
     """Decide, per workflow, whether an image is ready for it.
 
     >>> verdicts(True, {"head_seg": True, "face_seg": True})["avatar"]
@@ -144,14 +151,18 @@ def verdicts(valid: bool, flags: Mapping[str, bool | None]) -> dict[str, Verdict
 
     Invalid files are never ready. A flag that is False makes the verdict "no" even when
     another is unknown; otherwise any unknown flag makes it "unknown".
+
+    :param review: workflows a quality warning concerns (:func:`core.quality.review_workflows`):
+        there a "yes" becomes "review".
     """
+    review = frozenset(review)
     out: dict[str, Verdict] = {}
     for workflow, needed in VERDICT_RULES.items():
         values = [flags.get(name) for name in needed]
         if not valid or any(v is False for v in values):
             out[workflow] = Verdict.NO
         elif all(v is True for v in values):
-            out[workflow] = Verdict.YES
+            out[workflow] = Verdict.REVIEW if workflow in review else Verdict.YES
         else:
             out[workflow] = Verdict.UNKNOWN
     return out
@@ -194,6 +205,10 @@ class Outcome:
     error: str | None = None
     attempts: int = 0
     duration_ms: int | None = None
+    #: The local measurement of the image (:class:`core.quality.PhotoQuality`), None when
+    #: it was not measured, and the quality warnings for this answer.
+    quality: Any = None
+    warnings: tuple[Any, ...] = ()
 
     @property
     def valid(self) -> bool:

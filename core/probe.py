@@ -103,7 +103,7 @@ def probe_file(
                 return _probe_stream(f, fh)
             data = fh.read()
     except OSError as error:
-        if not _claims_image(f.path):
+        if not _claims_image(f):
             return None
         unreadable = Problem("unreadable", _unreadable_message(error))
         return _record(f, f.size, None, None, problems=(unreadable,))
@@ -158,7 +158,7 @@ def _inspect(
     whole: bytes | None,
 ) -> ProbedImage | None:
     """Everything after reading; ``whole`` is None when only ``head`` and ``tail`` are known."""
-    claims = _claims_image(f.path)
+    claims = _claims_image(f)
     if size == 0:
         if not claims:
             return None
@@ -167,7 +167,10 @@ def _inspect(
     if fmt is None:
         if not claims:
             return None
-        message = f"This is not an image, although its name ends in {_written_extension(f.path)}."
+        if _extension(f.path) in IMAGE_EXTENSIONS:
+            message = f"This is not an image, although its name ends in {_written_extension(f.path)}."
+        else:  # a file the user named
+            message = "This is not an image."
         return _record(f, size, sha256, None, problems=(Problem("not_an_image", message),))
 
     problems: list[Problem] = []
@@ -215,8 +218,10 @@ def _written_extension(path: str) -> str:
     return os.path.splitext(path)[1]
 
 
-def _claims_image(path: str) -> bool:
-    return _extension(path) in IMAGE_EXTENSIONS
+def _claims_image(f: ScannedFile) -> bool:
+    """Whether a file that is not an image still gets a row: its name says it is one, or
+    the user named the file itself."""
+    return f.named or _extension(f.path) in IMAGE_EXTENSIONS
 
 
 def _sniff(head: bytes) -> str | None:

@@ -6,6 +6,9 @@ temporary file beside the target first, are flushed to disk, and only then is th
 given its name with a hard link, which fails rather than replace a file that is there.
 On a file system without hard links (FAT, some network shares) the name is reserved with
 an exclusive create and the temporary file renamed over that empty reservation.
+
+Not :func:`core.atomic_write.atomic_write`, which replaces its target: a copy must never
+replace anything, and its name is only known once a free one is found.
 """
 
 from __future__ import annotations

@@ -32,6 +32,8 @@ Tables
   itself (``empty``, ``not_an_image``, ``corrupt``, ``truncated``, ``decompression_bomb``).
 - ``valid`` INTEGER 0/1: 1 when none of ``problems`` is blocking.
 - ``first_seen_at`` TEXT: when this content was first read.
+- ``quality`` TEXT, JSON object: the local measurement (:class:`core.quality.PhotoQuality`:
+  sharpness, brightness, clipped shares and their grid); NULL until an answer was measured.
 
 ``results`` — one row per content and provider; a re-check replaces the row.
 
@@ -48,8 +50,11 @@ Tables
 - ``faces`` TEXT, JSON list of ``{x, y, width, height, confidence, crops}`` (pixels of the
   original file; ``crops`` are file paths or URLs); NULL when the provider does not locate faces.
 - ``result_urls`` TEXT, JSON object: result image per type, e.g. ``{"head_seg": "https://..."}``.
-- ``verdict_avatar``, ``verdict_tryon``, ``verdict_asset`` TEXT: ``yes``, ``no`` or
-  ``unknown``, whether the image is ready for that workflow (:func:`core.models.verdicts`).
+- ``verdict_avatar``, ``verdict_tryon``, ``verdict_asset`` TEXT: ``yes``, ``no``, ``unknown``
+  or ``review`` (usable, but a person should look), whether the image is ready for that
+  workflow (:func:`core.models.verdicts`).
+- ``warnings`` TEXT, JSON list of ``{code, message}``: the quality warnings
+  (:func:`core.quality.warnings_for`) behind a ``review``; ``[]`` when none applies.
 - ``cost`` TEXT: what the call cost, as the provider wrote it.
 - ``request_id`` TEXT: the provider's request id.
 - ``raw`` TEXT: the provider's answer, verbatim.
@@ -64,9 +69,18 @@ Tables
 ``runs`` — one row per batch.
 
 - ``id`` INTEGER primary key; ``provider`` TEXT; ``started_at``, ``finished_at`` TEXT;
-  ``state`` TEXT: ``running``, ``finished``, ``stopped`` or ``cancelled``;
+  ``state`` TEXT: ``running``, ``finished``, ``stopped``, ``cancelled`` or ``interrupted``
+  (still ``running`` when a later run started: the process was killed);
   ``options`` TEXT, JSON object: the batch's options; ``counts`` TEXT, JSON object: images per
-  outcome when it ended.
+  outcome when it ended; ``pid`` INTEGER: the process that ran it.
+
+``calls`` — the journal of calls in flight: one row per paid or side-effecting call (a
+CometAPI recognition, a useapi upload), committed before the call goes out and deleted when
+its answer is stored. A row left behind means nobody knows what became of that call.
+
+- ``provider``, ``sha256``, ``kind`` TEXT: the primary key; ``kind`` is the provider's name
+  for the call, and when a memo value of that kind is stored the call's answer is kept.
+- ``path`` TEXT: the file sent; ``run_id`` INTEGER: the run that sent it; ``started_at`` TEXT.
 
 ``_sqlite_migrations`` is sqlite-utils' record of the applied schema migrations.
 """
@@ -87,7 +101,9 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from core.models import FLAG_TYPES, VERDICT_RULES, Face, Outcome, ProbedImage, Problem, ScannedFile, Status, is_valid, verdicts
+from core import quality as _quality
+from core.errors import SaysSentence
+from core.models import FLAG_TYPES, VERDICT_RULES, Face, Outcome, ProbedImage, Problem, ScannedFile, Status, Verdict, is_valid, verdicts
 
 #: Problem codes that belong to a path rather than to the content behind it.
 PATH_LEVEL_CODES: frozenset[str] = frozenset({"extension_mismatch", "unreadable"})
@@ -95,7 +111,10 @@ PATH_LEVEL_CODES: frozenset[str] = frozenset({"extension_mismatch", "unreadable"
 #: Row statuses a filter may ask for: the four stored ones, plus ``pending`` (no result yet).
 ROW_STATUSES: tuple[str, ...] = tuple(s.value for s in Status) + ("pending",)
 
-RUN_STATES: frozenset[str] = frozenset({"running", "finished", "stopped", "cancelled"})
+#: The values a verdict column holds.
+VERDICT_VALUES: tuple[str, ...] = tuple(v.value for v in Verdict)
+
+RUN_STATES: frozenset[str] = frozenset({"running", "finished", "stopped", "cancelled", "interrupted"})
 
 BUSY_TIMEOUT_MS = 10_000
 #: Paths per lookup query in :meth:`Store.cached_probes`.
@@ -188,6 +207,72 @@ def m001_initial_schema(db: Database) -> None:
 
 
 @MIGRATIONS()
+def m101_call_journal(db: Database) -> None:
+    # A run a kill left open is closed as 'interrupted', a state the CHECK of m001 refuses:
+    # SQLite cannot alter a CHECK, so the table is rebuilt (ids kept).
+    statements = [
+        """CREATE TABLE runs_new (
+    id INTEGER PRIMARY KEY,
+    provider TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    state TEXT NOT NULL CHECK (state IN ('running', 'finished', 'stopped', 'cancelled', 'interrupted')),
+    options TEXT NOT NULL DEFAULT '{}',
+    counts TEXT,
+    pid INTEGER
+)""",
+        """INSERT INTO runs_new (id, provider, started_at, finished_at, state, options, counts)
+    SELECT id, provider, started_at, finished_at, state, options, counts FROM runs""",
+        "DROP TABLE runs",
+        "ALTER TABLE runs_new RENAME TO runs",
+        """CREATE TABLE calls (
+    provider TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    path TEXT,
+    run_id INTEGER,
+    started_at TEXT NOT NULL,
+    PRIMARY KEY (provider, sha256, kind)
+) WITHOUT ROWID""",  # a handful of rows, written twice per call: one page each time
+    ]
+    for statement in statements:
+        db.execute(statement)
+
+
+
+@MIGRATIONS()
+def m151_quality(db: Database) -> None:
+    """Task 15: the local quality measurement per image, the warnings per result, and the
+    fourth verdict value ``review``.
+
+    SQLite cannot change a CHECK constraint in place, so ``results`` is rebuilt the way its
+    documentation describes: a new table from the stored CREATE statement with only the
+    verdict checks widened, every row copied with its rowid, and the indexes and triggers
+    that were on the old table (whoever added them) made again.
+    """
+    import re
+
+    db.execute("ALTER TABLE images ADD COLUMN quality TEXT")
+    table_sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'results'").fetchone()[0]
+    attached = [
+        row[0]
+        for row in db.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = 'results' AND type IN ('index', 'trigger') AND sql IS NOT NULL"
+        ).fetchall()
+    ]
+    new_sql = re.sub(r"(verdict_\w+ IN \('yes', 'no', 'unknown')\)", r"\1, 'review')", table_sql)
+    new_sql = re.sub(r"^CREATE TABLE \"?results\"?", "CREATE TABLE results_m151", new_sql)
+    db.execute(new_sql)
+    columns = ", ".join(f'"{row[1]}"' for row in db.execute("PRAGMA table_info(results)").fetchall())
+    db.execute(f"INSERT INTO results_m151 (rowid, {columns}) SELECT rowid, {columns} FROM results")
+    db.execute("DROP TABLE results")
+    db.execute("ALTER TABLE results_m151 RENAME TO results")
+    for statement in attached:
+        db.execute(statement)
+    db.execute("ALTER TABLE results ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]'")
+
+
+@MIGRATIONS()
 def m161_copies(db: Database) -> None:
     """Which photo each copy made by ``fix`` came from, so a check of the copy shows on the
     original's row (its ``ready_copy``)."""
@@ -204,7 +289,7 @@ def m161_copies(db: Database) -> None:
     db.execute("CREATE INDEX idx_copies_original ON copies (original_sha256)")
 
 
-class StoreError(Exception):
+class StoreError(SaysSentence):
     """The results database cannot be used; the message says why in a sentence."""
 
 
@@ -214,7 +299,9 @@ class RowFilter:
 
     ``verdict`` names a workflow (``avatar``, ``tryon``, ``asset``) whose verdict must be yes;
     ``has_face`` True keeps images known to show a face, False those known not to;
-    ``text`` is a case-insensitive substring of the path; ``paths_under`` a folder.
+    ``text`` is a case-insensitive substring of the path; ``paths_under`` a folder;
+    ``roots`` files and folders, any of which a path must be or be inside (what a scan of
+    those roots covers).
     """
 
     provider: str | None = None
@@ -224,13 +311,18 @@ class RowFilter:
     text: str | None = None
     paths_under: str | None = None
     shas: tuple[str, ...] | None = None
+    roots: tuple[str, ...] | None = None
+    #: True: only rows with a verdict of ``review`` (a person should look).
+    review: bool | None = None
+    #: True: only images whose providers disagree about whether there is a face.
+    disagree: bool | None = None
 
 
 #: The keys of every row :meth:`Store.query_rows` yields, and the names ``order_by`` accepts.
 ROW_COLUMNS: tuple[str, ...] = (
     "path", "folder", "file", "sha256", "bytes", "format", "width", "height", "provider",
     "status", "valid", "problems", *FLAG_TYPES, "face_count", "faces", "result_urls",
-    *(f"verdict_{name}" for name in VERDICT_RULES),
+    *(f"verdict_{name}" for name in VERDICT_RULES), "warnings",
     "cost", "request_id", "raw", "error_code", "error", "attempts", "duration_ms", "checked_at",
     "ready_copy",
 )  # fmt: skip
@@ -256,6 +348,7 @@ _ROW_FIELDS = """
     r.head_seg AS head_seg, r.face_seg AS face_seg, r.cloth_seg AS cloth_seg, r.object_seg AS object_seg,
     r.face_count AS face_count, r.faces AS faces, r.result_urls AS result_urls,
     r.verdict_avatar AS verdict_avatar, r.verdict_tryon AS verdict_tryon, r.verdict_asset AS verdict_asset,
+    r.warnings AS warnings,
     r.cost AS cost, r.request_id AS request_id, r.raw AS raw, r.error_code AS error_code, r.error AS error,
     r.attempts AS attempts, r.duration_ms AS duration_ms, r.checked_at AS checked_at,
     r.rowid AS result_rowid,
@@ -287,6 +380,14 @@ LEFT JOIN results AS r ON r.rowid = json_extract(page.value, '$[1]')
 # locate faces) when its face flag is set; known not to, when the count or the flag says so.
 _HAS_FACE = "(face_count > 0 OR (face_count IS NULL AND face_seg = 1))"
 _HAS_NO_FACE = "(face_count = 0 OR (face_count IS NULL AND face_seg = 0))"
+# Images with at least one provider saying there is a face and another saying there is none.
+_DISAGREE = f"""sha256 IN (
+    SELECT sha256 FROM results
+    GROUP BY sha256
+    HAVING MAX(CASE WHEN {_HAS_FACE} THEN 1 WHEN {_HAS_NO_FACE} THEN 0 END)
+         > MIN(CASE WHEN {_HAS_FACE} THEN 1 WHEN {_HAS_NO_FACE} THEN 0 END)
+)"""
+_NEEDS_REVIEW = " OR ".join(f"verdict_{w} = 'review'" for w in VERDICT_RULES)
 
 # How each row column sorts; JSON columns sort by what they hold rather than by their text.
 _ORDER_EXPRESSIONS: Mapping[str, tuple[str, ...]] = {
@@ -463,9 +564,85 @@ class Store:
         """
         now = _now()
         rows = [_result_row(outcome, now) for outcome in outcomes]
+        measured = [(o.quality.to_json(), o.sha256) for o in outcomes if o.quality is not None]
         if rows:
             with self.writing():
                 self.db["results"].upsert_all(rows, pk=("sha256", "provider"))
+                # The answer replaces the journal's record of the call (see ``calls``).
+                self.db.execute(
+                    "DELETE FROM calls WHERE (provider, sha256) IN (SELECT json_extract(value, '$[0]'), "
+                    "json_extract(value, '$[1]') FROM json_each(?))",
+                    [json.dumps([[o.provider, o.sha256] for o in outcomes])],
+                )
+                if measured:
+                    self.db.conn.executemany("UPDATE images SET quality = ? WHERE sha256 = ?", measured)
+
+    def measured(self, sha256: str) -> "_quality.PhotoQuality | None":
+        """:returns: the stored local measurement of one image, or None."""
+        row = next(self.db.query("SELECT quality FROM images WHERE sha256 = ?", [sha256]), None)
+        return _quality.PhotoQuality.from_json(row["quality"]) if row else None
+
+    def unmeasured(self, limit: int = 500) -> list[tuple[str, list[str]]]:
+        """Images with a checked result but no measurement (checked before measuring began).
+
+        :returns: up to ``limit`` of (sha256, the paths it was seen at).
+        """
+        rows = self.db.query(
+            """
+            SELECT i.sha256, json_group_array(f.path) AS paths
+            FROM images AS i JOIN files AS f ON f.sha256 = i.sha256
+            WHERE i.quality IS NULL AND EXISTS (
+                SELECT 1 FROM results AS r WHERE r.sha256 = i.sha256 AND r.status = 'checked'
+            )
+            GROUP BY i.sha256 LIMIT :limit
+            """,
+            {"limit": limit},
+        )
+        return [(row["sha256"], json.loads(row["paths"])) for row in rows]
+
+    def save_measurements(self, measured: Iterable[tuple[str, "_quality.PhotoQuality | None"]]) -> None:
+        """Store measurements made apart from a check; None marks an image that could not be
+        measured (its file is gone or changed), so it is not tried again."""
+        values = [(q.to_json() if q is not None else "{}", sha) for sha, q in measured]
+        if values:
+            with self.writing():
+                self.db.conn.executemany("UPDATE images SET quality = ? WHERE sha256 = ?", values)
+
+    def recompute_warnings(self, thresholds: "_quality.Thresholds" = _quality.Thresholds()) -> int:
+        """Work out every checked result's warnings and verdicts again, from the stored
+        answers and the stored measurement (after the thresholds changed). Calls no provider
+        and reads no image file.
+
+        :returns: how many results changed.
+        """
+        changed = []
+        rows = self.db.query(
+            """
+            SELECT r.rowid AS id, r.valid, r.faces, r.warnings, i.quality, i.width, i.height,
+                   r.head_seg, r.face_seg, r.cloth_seg, r.object_seg,
+                   r.verdict_avatar, r.verdict_tryon, r.verdict_asset
+            FROM results AS r LEFT JOIN images AS i ON i.sha256 = r.sha256
+            WHERE r.status = 'checked'
+            """
+        )
+        for row in rows:
+            size = (row["width"], row["height"]) if row["width"] and row["height"] else None
+            faces = json.loads(row["faces"]) if row["faces"] else None
+            found = _quality.warnings_for(_quality.PhotoQuality.from_json(row["quality"]), faces, thresholds, size=size)
+            flags = {name: None if row[name] is None else bool(row[name]) for name in FLAG_TYPES}
+            decided = verdicts(bool(row["valid"]), flags, _quality.review_workflows(found))
+            update = {f"verdict_{w}": v.value for w, v in decided.items()}
+            update["warnings"] = _quality.warnings_to_json(found)
+            if any(row[name] != value for name, value in update.items()):
+                changed.append({**update, "id": row["id"]})
+        if changed:
+            with self.writing():
+                self.db.conn.executemany(
+                    "UPDATE results SET verdict_avatar = :verdict_avatar, verdict_tryon = :verdict_tryon, "
+                    "verdict_asset = :verdict_asset, warnings = :warnings WHERE rowid = :id",
+                    changed,
+                )
+        return len(changed)
 
     def memo_items(self, provider: str) -> dict[tuple[str, str], str]:
         """:returns: (sha256, kind) -> value of everything ``provider`` remembered."""
@@ -485,18 +662,117 @@ class Store:
         if rows:
             with self.writing():
                 self.db["memo"].upsert_all(rows, pk=("provider", "sha256", "kind"))
+                # A call whose answer is this value is answered (a useapi upload by its URL).
+                self.db.execute(
+                    "DELETE FROM calls WHERE provider = ? AND (sha256, kind) IN (SELECT json_extract(value, '$[0]'), "
+                    "json_extract(value, '$[1]') FROM json_each(?))",
+                    [provider, json.dumps([[sha, kind] for sha, kind, _ in items])],
+                )
 
     def start_run(self, provider: str, options: Mapping[str, Any]) -> int:
-        """Record that a batch started.
+        """Record that a batch started, in this process.
 
         :param options: the batch's options, stored as JSON (values that are not JSON as text).
         :returns: the run's id.
         """
         cursor = self.db.execute(
-            "INSERT INTO runs (provider, started_at, state, options) VALUES (?, ?, 'running', ?)",
-            [provider, _now(), json.dumps(dict(options), ensure_ascii=False, default=str)],
+            "INSERT INTO runs (provider, started_at, state, options, pid) VALUES (?, ?, 'running', ?, ?)",
+            [provider, _now(), json.dumps(dict(options), ensure_ascii=False, default=str), os.getpid()],
         )
         return int(cursor.lastrowid)
+
+    # --- the journal of calls in flight ----------------------------------------------------
+
+    def journal_calls(self, provider: str, calls: Iterable[tuple[str, str, str]], run_id: int | None) -> None:
+        """Record, committed, that these calls are about to go out.
+
+        :param calls: (sha256, kind, path) triples; a call already journaled is recorded again.
+        :param run_id: the run sending them.
+        """
+        now = _now()
+        rows = [
+            {"provider": provider, "sha256": sha, "kind": kind, "path": path, "run_id": run_id, "started_at": now}
+            for sha, kind, path in calls
+        ]
+        if rows:
+            with self.writing():
+                self.db["calls"].upsert_all(rows, pk=("provider", "sha256", "kind"))
+
+    def forget_calls(self, provider: str, shas: Iterable[str]) -> None:
+        """Drop the journal rows of calls that were never sent (the batch stopped first).
+
+        :param shas: the images concerned.
+        """
+        shas = list(shas)
+        if shas:
+            with self.writing():
+                self.db.execute(
+                    "DELETE FROM calls WHERE provider = ? AND sha256 IN (SELECT value FROM json_each(?))",
+                    [provider, json.dumps(shas)],
+                )
+
+    def close_interrupted(self, provider: str, unknown: Mapping[str, str]) -> int:
+        """Settle what a killed run of ``provider`` left behind, at the start of the next one.
+
+        Its runs still ``running`` become ``interrupted``; each journaled call whose answer was
+        never stored becomes a failed result (never re-sent silently), and a call whose answer
+        is in the memo is simply dropped. Runs of a process that is still alive are left alone.
+
+        :param unknown: call kind -> the sentence the failed result carries (kinds missing
+            here get a general sentence).
+        :returns: how many calls had an unknown outcome.
+        """
+        with self.writing():
+            alive = [
+                row["id"]
+                for row in self.db.query("SELECT id, pid FROM runs WHERE provider = ? AND state = 'running'", [provider])
+                if row["pid"] is not None and _process_alive(row["pid"])
+            ]
+            self.db.execute(
+                "UPDATE runs SET state = 'interrupted', finished_at = ? WHERE provider = ? AND state = 'running' "
+                "AND id NOT IN (SELECT value FROM json_each(?))",
+                [_now(), provider, json.dumps(alive)],
+            )
+            left = list(
+                self.db.query(
+                    """
+                    SELECT c.sha256, c.kind, c.path, c.run_id FROM calls AS c
+                    WHERE c.provider = :provider AND (c.run_id IS NULL OR c.run_id NOT IN (SELECT value FROM json_each(:alive)))
+                    """,
+                    {"provider": provider, "alive": json.dumps(alive)},
+                )
+            )
+            answered = {
+                (row["sha256"], row["kind"])
+                for row in self.db.query("SELECT sha256, kind FROM memo WHERE provider = ?", [provider])
+            }
+            outcomes = [
+                Outcome(
+                    row["sha256"], provider, row["path"], Status.FAILED,
+                    error_code="outcome_unknown",
+                    error=unknown.get(row["kind"], "The run was interrupted while this call was in flight; "
+                                      "nobody knows whether it was processed."),
+                    attempts=1,
+                )  # fmt: skip
+                for row in left
+                if (row["sha256"], row["kind"]) not in answered
+            ]
+            self.save_outcomes(outcomes)  # also deletes their journal rows
+            self.db.execute(
+                "DELETE FROM calls WHERE provider = ? AND (sha256, kind) IN (SELECT json_extract(value, '$[0]'), "
+                "json_extract(value, '$[1]') FROM json_each(?))",
+                [provider, json.dumps([[row["sha256"], row["kind"]] for row in left])],
+            )
+        return len(outcomes)
+
+    def calls_in_flight(self, provider: str | None = None) -> list[dict[str, Any]]:
+        """:returns: the journal's rows (of one provider, or all), oldest first."""
+        return list(
+            self.db.query(
+                "SELECT * FROM calls WHERE :provider IS NULL OR provider = :provider ORDER BY started_at, sha256",
+                {"provider": provider},
+            )
+        )
 
     def finish_run(self, run_id: int, state: str, counts: Mapping[str, int]) -> None:
         """Record how a batch ended.
@@ -602,34 +878,55 @@ class Store:
                     )  # fmt: skip
             yield record
 
-    def summary(self, provider: str | None = None) -> dict[str, Any]:
-        """Figures for the command line: rows per status and verdict, faces, cost.
+    def summary(self, filter: RowFilter | None = None) -> "RowSummary":
+        """The figures every front end shows about the rows ``filter`` selects: the one
+        place they are counted, with the same rules as the filters (``has_face``).
 
-        :param provider: one provider, or None for every result of every provider.
-        :returns: ``{"rows": int, "statuses": {status: int}, "verdicts": {workflow: {"yes",
-            "no", "unknown": int}}, "with_face": int, "cost": Decimal, "unreadable_costs": int}``.
-            Verdicts count rows with a result; cost adds up each result of a file still
-            present once, however many paths share its content.
+        Files, statuses, problems, verdicts and faces count rows (one per path, as an
+        export does); cost adds each result once per content, however many paths share it,
+        as a Decimal (the provider's text, exactly).
         """
-        sql, params = _filtered_rows_sql(RowFilter(provider=provider))
+        sql, params = _filtered_rows_sql(filter or RowFilter())
         statuses = {status: 0 for status in ROW_STATUSES}
         for row in self.db.query(f"SELECT status, COUNT(*) AS n FROM ({sql}) GROUP BY status", params):
             statuses[row["status"]] = row["n"]
         sums = ", ".join(
-            f"COALESCE(SUM(verdict_{w} = '{v}'), 0) AS {w}_{v}" for w in VERDICT_RULES for v in ("yes", "no", "unknown")
+            f"COALESCE(SUM(verdict_{w} = '{v}'), 0) AS {w}_{v}" for w in VERDICT_RULES for v in VERDICT_VALUES
         )
         figures = next(
-            self.db.query(f"SELECT {sums}, COALESCE(SUM({_HAS_FACE}), 0) AS with_face FROM ({sql})", params)
+            self.db.query(
+                f"SELECT {sums}, COALESCE(SUM({_HAS_FACE}), 0) AS with_face,"
+                f" COUNT(DISTINCT sha256) AS images FROM ({sql})",
+                params,
+            )
         )
+        # Each blocking problem once per row, wherever it is kept (path, content, result).
+        problem_rows = " UNION ".join(
+            f"""SELECT rows.path, rows.provider, json_extract(p.value, '$.code') AS code
+                FROM ({sql}) AS rows, json_each(COALESCE(rows.{column}, '[]')) AS p
+                WHERE COALESCE(json_extract(p.value, '$.blocking'), 1)"""
+            for column in ("file_notes", "image_problems", "result_problems")
+        )
+        problems = {
+            row["code"]: row["n"]
+            for row in self.db.query(f"SELECT code, COUNT(*) AS n FROM ({problem_rows}) GROUP BY code", params)
+        }
+        warnings = {
+            row["code"]: row["n"]
+            for row in self.db.query(
+                f"""SELECT json_extract(w.value, '$.code') AS code, COUNT(*) AS n
+                    FROM ({sql}) AS rows, json_each(COALESCE(rows.warnings, '[]')) AS w GROUP BY code""",
+                params,
+            )
+        }
         cost = Decimal(0)
         unreadable = 0
         cost_rows = self.db.query(
-            """
+            f"""
             SELECT cost FROM results AS r
-            WHERE cost IS NOT NULL AND (:provider IS NULL OR provider = :provider)
-              AND EXISTS (SELECT 1 FROM files AS f WHERE f.sha256 = r.sha256)
+            WHERE cost IS NOT NULL AND (r.sha256, r.provider) IN (SELECT sha256, provider FROM ({sql}))
             """,
-            {"provider": provider},
+            params,
         )
         for row in cost_rows:
             try:
@@ -640,15 +937,37 @@ class Store:
                 cost += value
             else:
                 unreadable += 1
-        return {
-            "provider": provider,
-            "rows": sum(statuses.values()),
-            "statuses": statuses,
-            "verdicts": {w: {v: figures[f"{w}_{v}"] for v in ("yes", "no", "unknown")} for w in VERDICT_RULES},
-            "with_face": figures["with_face"],
-            "cost": cost,
-            "unreadable_costs": unreadable,
-        }
+        return RowSummary(
+            files=sum(statuses.values()),
+            images=figures["images"],
+            statuses=statuses,
+            problems=problems,
+            verdicts={w: {v: figures[f"{w}_{v}"] for v in VERDICT_VALUES} for w in VERDICT_RULES},
+            with_face=figures["with_face"],
+            warnings=warnings,
+            cost=cost,
+            unreadable_costs=unreadable,
+        )
+
+
+@dataclass(frozen=True)
+class RowSummary:
+    """What :meth:`Store.summary` counts."""
+
+    files: int  # rows: one per path (per provider when the filter names none)
+    images: int  # distinct contents among them
+    statuses: Mapping[str, int]  # every one of ROW_STATUSES, 0 when none
+    problems: Mapping[str, int]  # blocking problem code -> rows showing it
+    verdicts: Mapping[str, Mapping[str, int]]  # workflow -> verdict value -> rows
+    with_face: int  # rows known to show a face (the ``has_face`` filter's rule)
+    warnings: Mapping[str, int]  # warning code -> rows showing it (why a person should look)
+    cost: Decimal  # what the provider reported, once per content
+    unreadable_costs: int  # results whose cost is not a number
+
+    @property
+    def open(self) -> int:
+        """Rows still to be done: failed, or not checked yet."""
+        return self.statuses.get("failed", 0) + self.statuses.get("pending", 0)
 
 
 # --- opening ---------------------------------------------------------------------------------
@@ -766,6 +1085,10 @@ def _filtered_rows_sql(filter: RowFilter) -> tuple[str, dict[str, Any]]:
         conditions.append(f"verdict_{filter.verdict} = 'yes'")
     if filter.has_face is not None:
         conditions.append(_HAS_FACE if filter.has_face else _HAS_NO_FACE)
+    if filter.review is not None:
+        conditions.append(f"({_NEEDS_REVIEW})" if filter.review else f"NOT COALESCE({_NEEDS_REVIEW}, 0)")
+    if filter.disagree is not None:
+        conditions.append(_DISAGREE if filter.disagree else f"NOT {_DISAGREE}")
     if filter.text:
         conditions.append("instr(casefold(path), :text) > 0")
         params["text"] = _casefold(filter.text)
@@ -773,6 +1096,13 @@ def _filtered_rows_sql(filter: RowFilter) -> tuple[str, dict[str, Any]]:
         where, under = under_clause("path", filter.paths_under)
         conditions.append(where)
         params.update(under)
+    if filter.roots is not None:
+        clauses = []
+        for n, root in enumerate(filter.roots):
+            where, under = under_clause("path", root, name=f"root{n}")
+            clauses.append(where)
+            params.update(under)
+        conditions.append(f"({' OR '.join(clauses) or '0'})")
     if filter.shas is not None:
         conditions.append("sha256 IN (SELECT value FROM json_each(:shas))")
         params["shas"] = json.dumps(list(filter.shas))
@@ -782,22 +1112,28 @@ def _filtered_rows_sql(filter: RowFilter) -> tuple[str, dict[str, Any]]:
     return sql, params
 
 
-def under_clause(column: str, root: str) -> tuple[str, dict[str, Any]]:
+#: The separators of this system's paths: \\ and / on Windows, / elsewhere.
+PATH_SEPARATORS = tuple(filter(None, (os.sep, os.altsep)))
+
+
+def under_clause(
+    column: str, root: str, name: str = "under", separators: tuple[str, ...] = PATH_SEPARATORS
+) -> tuple[str, dict[str, Any]]:
     """SQL matching ``root`` itself and every path inside the folder ``root``.
 
     A range on the separator-terminated prefix rather than LIKE: exact (``/a/b`` does not
     match ``/a/bc``, ``%`` and ``_`` are not wildcards) and it uses the path index.
+    ``name`` prefixes the parameters, so that several clauses can share one query.
     """
-    separators = [os.sep] + ([os.altsep] if os.altsep else [])
     stripped = root.rstrip("".join(separators))
-    params: dict[str, Any] = {"under_root": stripped}
+    params: dict[str, Any] = {f"{name}_root": stripped}
     ranges = []
     for n, sep in enumerate(separators):
         prefix = stripped + sep
-        params[f"under_lo{n}"] = prefix
-        params[f"under_hi{n}"] = stripped + chr(ord(sep) + 1)
-        ranges.append(f"({column} >= :under_lo{n} AND {column} < :under_hi{n})")
-    return f"({column} = :under_root OR {' OR '.join(ranges)})", params
+        params[f"{name}_lo{n}"] = prefix
+        params[f"{name}_hi{n}"] = stripped + chr(ord(sep) + 1)
+        ranges.append(f"({column} >= :{name}_lo{n} AND {column} < :{name}_hi{n})")
+    return f"({column} = :{name}_root OR {' OR '.join(ranges)})", params
 
 
 def _row_from_sql(row: dict[str, Any]) -> dict[str, Any]:
@@ -816,6 +1152,7 @@ def _row_from_sql(row: dict[str, Any]) -> dict[str, Any]:
         out[name] = None if row[name] is None else bool(row[name])
     out["faces"] = json.loads(row["faces"]) if row["faces"] else []
     out["result_urls"] = json.loads(row["result_urls"]) if row["result_urls"] else {}
+    out["warnings"] = json.loads(row["warnings"]) if row["warnings"] else []
     return out
 
 
@@ -839,7 +1176,8 @@ def _result_row(outcome: Outcome, now: str) -> dict[str, Any]:
         "face_count": None if faces is None else len(faces),
         "faces": None if faces is None else _json([_face_dict(face) for face in faces]),
         "result_urls": _json(dict(result.result_urls) if result is not None else {}),
-        **{f"verdict_{w}": v.value for w, v in verdicts(usable, flags).items()},
+        **{f"verdict_{w}": v.value for w, v in verdicts(usable, flags, _quality.review_workflows(outcome.warnings)).items()},
+        "warnings": _quality.warnings_to_json(outcome.warnings),
         "cost": result.cost if result is not None else None,
         "request_id": result.request_id if result is not None else None,
         "raw": result.raw if result is not None else None,
@@ -885,6 +1223,19 @@ def problems_from_json(text: str | None) -> tuple[Problem, ...]:
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (a run it started may still be going)."""
+    if pid == os.getpid():
+        return False  # a run of this process still 'running' was abandoned by it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
 
 
 def _casefold(text: str | None) -> str | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
 from .models import ProbedImage, ScannedFile, Status
+from .plan import Action
 from .store import Store, problems_from_json, under_clause
 
 #: Rows per page read back; small enough that a page is a few hundred kilobytes at most.
@@ -192,13 +193,13 @@ class Worklist:
         )
         return distinct, files - distinct
 
-    def set_actions(self, actions: Iterable[tuple[int, str]]) -> None:
+    def set_actions(self, actions: Iterable[tuple[int, Action]]) -> None:
         """Note what the batch does with each image, as (seq, action), so later passes read
         only the images they act on."""
         with self._conn:
-            self._conn.executemany("UPDATE temp.batch_images SET action = ? WHERE seq = ?", ((a, s) for s, a in actions))
+            self._conn.executemany("UPDATE temp.batch_images SET action = ? WHERE seq = ?", ((Action(a).value, s) for s, a in actions))
 
-    def images(self, action: str | None = None) -> Iterator[PlannedImage]:
+    def images(self, action: Action | None = None) -> Iterator[PlannedImage]:
         """The images :meth:`collect_images` gathered, in path order, a page at a time.
 
         Each page is read whole before it is handed out, so the caller may write to the
@@ -207,6 +208,7 @@ class Worklist:
         :param action: only the images :meth:`set_actions` gave this action; None for all.
         """
         page_size = self._page_size
+        wanted = None if action is None else Action(action).value
         after = 0
         while True:
             rows = self._conn.execute(
@@ -214,7 +216,7 @@ class Worklist:
                 SELECT seq, path, size, mtime_ns, sha256, format, width, height, problems, notes, status
                 FROM temp.batch_images WHERE seq > ? AND (? IS NULL OR action = ?) ORDER BY seq LIMIT ?
                 """,
-                (after, action, action, page_size),
+                (after, wanted, wanted, page_size),
             ).fetchall()
             for seq, path, size, mtime_ns, sha256, fmt, width, height, problems, notes, status in rows:
                 image = ProbedImage(

@@ -35,9 +35,10 @@ from core.export import FORMATS, export_file, export_rows
 from core.logs import LOG_FILE_NAME
 from core.models import Outcome
 from core.plugins import UnknownProviderError
-from core.runner import BatchRunner, RunOptions
+from core.session import RunChoices, RunNotReady, prepare_run
 from core.settings import SettingsError
 from core.store import RowFilter, Store, StoreError
+from core.words import missing_sentence
 
 from .copies_dialog import open_collect, open_make_copies
 from .errors import MessageBanner
@@ -276,12 +277,11 @@ class MainWindow(QMainWindow):
         :returns: the paths added.
         """
         paths = [os.fspath(p) for p in paths]
-        missing = [p for p in paths if not os.path.exists(p)]
+        missing = [os.path.abspath(p) for p in paths if not os.path.exists(p)]
         added = self.queue.add_paths(paths)
-        if missing:
-            self.show_error(f"{missing[0]} is no longer there." if len(missing) == 1
-                            else f"{len(missing)} of them are no longer there, {missing[0]} for one.")
         settings = self.context.settings
+        if missing:
+            self.show_error(missing_sentence(missing, known={os.path.abspath(p) for p in settings.recent_folders}))
         for path in added:
             if os.path.isdir(path):
                 settings = settings.with_recent_folder(path)
@@ -348,28 +348,21 @@ class MainWindow(QMainWindow):
             self.show_info("Add a folder of photos to the queue first.")
             return False
         provider_id = self.run_panel.provider_id()
+        choices = RunChoices(provider_id=provider_id, recursive=self.queue.recursive(), force=force, retry_failed=retry_failed)
         try:
-            provider = self.context.create_provider(provider_id)
+            runner = prepare_run(self.context, self.db_path, choices)
+        except RunNotReady as exc:
+            self.show_error(str(exc))
+            return False
         except (SettingsError, UnknownProviderError) as exc:
             self.show_error(f"{exc.args[0] if exc.args else exc} Fix it in Settings.")
             return False
         except OSError as exc:
             self.show_error(f"The provider's data folder could not be made: {exc.strerror or exc}.")
             return False
-        availability = provider.availability()
-        if not availability.ready:
-            provider.close()
-            self.show_error(f"{provider.label} cannot run: {availability.reason}.")
-            return False
-        settings = self.context.settings
-        options = RunOptions(
-            recursive=self.queue.recursive(),
-            force=force,
-            retry_failed=retry_failed,
-            retry_ambiguous=settings.retry_ambiguous,
-            deep_check=settings.deep_check,
-        )
-        session = RunSession(BatchRunner(self.db_path, provider, options), roots, parent=self)
+        provider, settings = runner.provider, self.context.settings
+        session = RunSession(runner, roots, parent=self)
+        self._run_scope = RowFilter(provider=provider.id, roots=tuple(os.path.abspath(r) for r in roots))
         session.outcomes.connect(self._on_outcomes)
         session.scan_progress.connect(self._on_scan_progress)
         session.files_skipped.connect(self._on_files_skipped)
@@ -416,11 +409,23 @@ class MainWindow(QMainWindow):
         self.results.refresh()
         self.queue.rescan()
         log.info("Run finished: %s", summary)
+        self._count_run_files(self._run_scope)
         self.statusBar().showMessage(" ".join(line.rstrip(".") + "." for line in summary_text(summary).splitlines()), 10_000)
         if self._skipped and not summary.halted:
             first = self._skipped[0]
             more = f" and {len(self._skipped) - 1:,} more (see the log)" if len(self._skipped) > 1 else ""
             self.banner.show_message(f"Skipped {first.path}: {first.reason}{more}.", "warning")
+
+    def _count_run_files(self, scope: RowFilter) -> None:
+        """Count the run's files in the store (:meth:`Store.summary`, as the command line
+        does) off the UI thread, and show the figures under the run's summary."""
+        db_path = self.db_path
+
+        def work():
+            with Store.open_readonly(db_path) as store:
+                return store.summary(scope)
+
+        call_in_background(work, self.run_panel.show_totals, lambda exc: log.warning("Could not count the run's files: %s", exc), self)
 
     @Slot()
     def _on_run_ended(self) -> None:
@@ -585,7 +590,10 @@ class MainWindow(QMainWindow):
             # Never block the window on a run: stop it, and close once its results are saved.
             self._close_when_stopped = True
             self.session.stop()
-            self.show_info("Stopping the run: the window closes once the results so far are saved.")
+            self.show_info(
+                "Stopping the run: the window closes once the answers of the calls in flight are saved "
+                "(close again to leave them)."
+            )
             event.ignore()
             return
         if not self._closed:

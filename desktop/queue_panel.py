@@ -1,10 +1,10 @@
 """The queue: the folders and files the next run will look at, each with its counts.
 
 Counts (images found, invalid, already checked with the selected provider) come from a
-background scan per queued item: core's scan, the store's cached probes for unchanged
-files, a header-only probe for the others, then the provider's rules. The scan reports
-every :data:`CHUNK` files, so a big folder fills in progressively, and it never writes to
-the store (the runner's thread is its only writer).
+background count per queued item, :func:`core.preview.count_images`, which decides as a
+run would; this module only shows them. The count reports every ``CHUNK`` files, so a big
+folder fills in progressively, and it never writes to the store (the runner's thread is
+its only writer).
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import itertools
 import logging
 import os
 import threading
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 from PySide6.QtCore import QModelIndex, QObject, QRect, QRectF, QSize, Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QFont, QIcon, QKeySequence, QPainter, QPalette, QPen, QShortcut, QStandardItem, QStandardItemModel
@@ -37,185 +36,16 @@ from PySide6.QtWidgets import (
 )
 
 from core.context import AppContext
-from core.models import Constraints, ProbedImage, ScannedFile, Status
-from core.probe import probe_file
-from core.scan import iter_files
-from core.store import Store, StoreError
-from core.validate import is_valid, validate
+from core.models import Constraints
+from core.preview import CHUNK, CountJob, ProbeCache, QueueCounts, count_images  # noqa: F401  (CHUNK: tests)
 
 from .icons import icon
 
 log = logging.getLogger(__name__)
 
-#: Files per step of a background count: the counts shown grow by this much at a time.
-CHUNK = 64
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 COUNTS_ROLE = Qt.ItemDataRole.UserRole + 2
-
-
-@dataclass(frozen=True)
-class QueueCounts:
-    """What a background scan found under one queued item (so far, until ``complete``)."""
-
-    images: int = 0
-    invalid: int = 0
-    checked: int = 0  # already answered by the selected provider (checked or rejected)
-    failed: int = 0  # the provider's last check failed: "Retry failed" takes these
-    complete: bool = False
-    error: str | None = None  # the item could not be scanned at all, in a sentence
-
-    def __add__(self, other: "QueueCounts") -> "QueueCounts":
-        return QueueCounts(
-            self.images + other.images,
-            self.invalid + other.invalid,
-            self.checked + other.checked,
-            self.failed + other.failed,
-            self.complete and other.complete,
-        )
-
-    def describe(self) -> str:
-        """:returns: e.g. ``"1,204 images · 12 invalid · 300 checked"``."""
-        if self.error:
-            return self.error
-        parts = [f"{self.images:,} image{'s' if self.images != 1 else ''}"]
-        if self.invalid:
-            parts.append(f"{self.invalid:,} invalid")
-        if self.checked:
-            parts.append(f"{self.checked:,} checked")
-        if self.failed:
-            parts.append(f"{self.failed:,} failed")
-        text = " · ".join(parts)
-        return text if self.complete else f"Counting… {text}"
-
-    def explain(self, provider_label: str) -> str:
-        """:returns: the counts in sentences, one a line, for a tooltip."""
-        if self.error:
-            return self.error
-        lines = [f"{self.images:,} images found{'' if self.complete else ' so far'}",
-                 f"{self.invalid:,} invalid: they break {provider_label}'s rules and will not be sent",
-                 f"{self.checked:,} already checked with {provider_label}: skipped"]
-        if self.failed:
-            lines.append(f"{self.failed:,} failed last time: Retry failed checks them again")
-        return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class CountJob:
-    """One background count: which item, how to walk it, against whose rules and results."""
-
-    root: str
-    recursive: bool
-    db_path: Path
-    provider_id: str
-    constraints: Constraints
-
-
-class ProbeCache:
-    """Probes made by earlier counts, by path, valid while size and mtime are unchanged.
-
-    Switching provider or the recursive toggle recounts from here instead of reading every
-    new file again. Safe to share between threads.
-    """
-
-    _MISSING = object()
-
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[int, int, ProbedImage | None]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, f: ScannedFile) -> object:
-        """:returns: the probe (None for a file that is not an image), or ``ProbeCache._MISSING``."""
-        with self._lock:
-            entry = self._entries.get(f.path)
-        if entry is None or entry[0] != f.size or entry[1] != f.mtime_ns:
-            return self._MISSING
-        return entry[2]
-
-    def put(self, f: ScannedFile, probe: ProbedImage | None) -> None:
-        with self._lock:
-            self._entries[f.path] = (f.size, f.mtime_ns, probe)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-def count_images(
-    job: CountJob,
-    cache: ProbeCache,
-    cancel: threading.Event,
-    report: Callable[[QueueCounts], None],
-) -> QueueCounts | None:
-    """Count the images under ``job.root``, calling ``report`` every :data:`CHUNK` files.
-
-    :param job: what to count.
-    :param cache: earlier probes; new ones are added.
-    :param cancel: set it to stop; the count is then abandoned.
-    :param report: receives the counts so far (``complete`` False) after each chunk.
-    :returns: the final counts (``complete`` True), or None when cancelled.
-    """
-    store = _open_store(job.db_path)
-    try:
-        known = store.known_statuses(job.provider_id) if store else {}
-        counts = QueueCounts()
-        batch: list[ScannedFile] = []
-        for f in iter_files([job.root], recursive=job.recursive):
-            if cancel.is_set():
-                return None
-            batch.append(f)
-            if len(batch) >= CHUNK:
-                counts = _count_batch(batch, counts, job, store, known, cache, cancel)
-                batch = []
-                report(counts)
-        counts = _count_batch(batch, counts, job, store, known, cache, cancel)
-        return None if cancel.is_set() else replace(counts, complete=True)
-    finally:
-        if store is not None:
-            store.close()
-
-
-def _open_store(db_path: Path) -> Store | None:
-    if not db_path.is_file():
-        return None
-    try:
-        return Store.open_readonly(db_path)
-    except StoreError as exc:
-        log.warning("Counting without the results database: %s", exc)
-        return None
-
-
-def _count_batch(
-    batch: list[ScannedFile],
-    counts: QueueCounts,
-    job: CountJob,
-    store: Store | None,
-    known: dict[str, Status],
-    cache: ProbeCache,
-    cancel: threading.Event,
-) -> QueueCounts:
-    misses = [f for f in batch if cache.get(f) is ProbeCache._MISSING]
-    stored = store.cached_probes(misses) if store and misses else {}
-    images = invalid = checked = failed = 0
-    for f in batch:
-        if cancel.is_set():
-            break
-        probe = cache.get(f)
-        if probe is ProbeCache._MISSING:
-            # Header only: a full decode is the run's job; this is just a count.
-            probe = stored.get(f.path) or probe_file(f, deep=False)
-            cache.put(f, probe)
-        if probe is None:
-            continue
-        images += 1
-        status = known.get(probe.sha256) if probe.sha256 else None
-        if not is_valid(validate(probe, job.constraints)):
-            invalid += 1
-        elif status in (Status.CHECKED, Status.REJECTED):
-            checked += 1
-        elif status is Status.FAILED:
-            failed += 1
-    return QueueCounts(counts.images + images, counts.invalid + invalid, counts.checked + checked, counts.failed + failed)
 
 
 class _CountRelay(QObject):

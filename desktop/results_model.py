@@ -41,8 +41,8 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette, QPixmap
 
-from core.console import VERDICT_LABELS
 from core.store import RowFilter, Store, StoreError
+from core.words import FLAG_LABELS, STATUS_HELP, STATUS_LABELS, VERDICT_LABELS  # noqa: F401  (the detail pane's too)
 
 from .thumbnails import ThumbnailCache
 
@@ -89,14 +89,6 @@ class Column:
 _CENTRE = Qt.AlignmentFlag.AlignCenter
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
-#: What each recognition flag is called in the table and the detail pane.
-FLAG_LABELS: Mapping[str, str] = {
-    "head_seg": "Head",
-    "face_seg": "Face",
-    "cloth_seg": "Clothing",
-    "object_seg": "Subject",
-}
-
 COLUMNS: tuple[Column, ...] = (
     # What a user decides on comes first (status, faces, verdicts); where the file is, last.
     Column("thumbnail", "", "path", 68, "Thumbnail"),
@@ -120,20 +112,6 @@ COLUMNS: tuple[Column, ...] = (
 )
 COLUMN_INDEX: Mapping[str, int] = {column.key: n for n, column in enumerate(COLUMNS)}
 
-STATUS_LABELS: Mapping[str, str] = {
-    "checked": "Checked",
-    "invalid": "Invalid",
-    "rejected": "Rejected",
-    "failed": "Failed",
-    "pending": "Not checked",
-}
-STATUS_HELP: Mapping[str, str] = {
-    "checked": "The provider answered.",
-    "invalid": "The file breaks the input rules, so it was not sent.",
-    "rejected": "The provider refused this image.",
-    "failed": "No answer could be had; Retry failed tries again.",
-    "pending": "Not checked with this provider yet.",
-}
 
 # Status -> semantic colour kind.
 _STATUS_KINDS: Mapping[str, str] = {
@@ -161,6 +139,7 @@ _GLYPHS: Mapping[Any, tuple[str, str]] = {
     "yes": ("✓", "good"),
     "no": ("✗", "bad"),
     "unknown": ("?", "neutral"),
+    "review": ("!", "warn"),
 }
 
 
@@ -817,7 +796,8 @@ def _tooltip(key: str, row: Mapping[str, Any]) -> str | None:
         return f"{FLAG_LABELS[key]}: {state}"
     if key.startswith("verdict_"):
         workflow = VERDICT_LABELS[key.removeprefix("verdict_")]
-        return f"Ready for {workflow}: {row[key] or 'unknown'}"
+        reasons = "".join(f"\n• {w['message']}" for w in row.get("warnings") or ()) if row[key] == "review" else ""
+        return f"Ready for {workflow}: {row[key] or 'unknown'}{reasons}"
     if key == "error":
         if not row["error"]:
             return None

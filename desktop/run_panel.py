@@ -25,16 +25,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.console import format_duration
+from core.store import RowSummary
+from core.words import PROVIDER_STATE_WORDS, format_duration, plural, run_summary_text, totals_sentence
 from core.context import AppContext, ProviderState
-from core.events import Plan, Progress, ProviderHalted, ScanProgress, Summary, Waiting
+from core.events import Plan, Progress, ProviderHalted, ScanProgress, Stopping, Summary, Waiting
 from core.validate import PROBLEM_CODES
 
 from .errors import LEVEL_COLOURS, blend, tint_text
 from .icons import icon
 from .worker import RunSession
 
-STATE_WORDS = {"ready": "Ready", "needs_key": "Needs a key", "unavailable": "Unavailable"}
+STATE_WORDS = {state: words.capitalize() for state, words in PROVIDER_STATE_WORDS.items()}
 STATE_LEVELS = {"ready": "success", "needs_key": "warning", "unavailable": "error"}
 
 
@@ -54,10 +55,6 @@ def _dot(colour: QColor, size: int = 16, diameter: int = 10, scale: int = 2) -> 
     return QIcon(pixmap)
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
-
-
 class PlanDialog(QDialog):
     """Asks before a run that costs money, showing its plan. ``accept()`` sends, ``reject()`` does not."""
 
@@ -66,7 +63,7 @@ class PlanDialog(QDialog):
         self.plan = plan
         self.setWindowTitle("Confirm a paid run")
         self.setWindowModality(Qt.WindowModality.WindowModal)
-        headline = QLabel(f"Send {_plural(plan.to_check, 'image')} to {plan.provider_label}?")
+        headline = QLabel(f"Send {plural(plan.to_check, 'image')} to {plan.provider_label}?")
         font = headline.font()
         font.setPointSizeF(font.pointSizeF() * 1.2)
         font.setBold(True)
@@ -86,19 +83,19 @@ class PlanDialog(QDialog):
             shown.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             form.addRow(label, shown)
 
-        row("send", "Will be sent:", _plural(plan.to_check, "image"))
-        invalid = _plural(plan.invalid, "image")
+        row("send", "Will be sent:", plural(plan.to_check, "image"))
+        invalid = plural(plan.invalid, "image")
         if plan.invalid_by_code:
             reasons = sorted(plan.invalid_by_code.items(), key=lambda kv: (-kv[1], kv[0]))
             invalid += " (" + ", ".join(f"{PROBLEM_CODES.get(code, code).lower()}: {n}" for code, n in reasons) + ")"
         row("invalid", "Invalid, not sent:", invalid)
-        row("known", "Already checked, skipped:", _plural(plan.already_known, "image"))
+        row("known", "Already checked, skipped:", plural(plan.already_known, "image"))
         if plan.failed_before:
-            row("failed_before", "Failed before, skipped:", _plural(plan.failed_before, "image"))
+            row("failed_before", "Failed before, skipped:", plural(plan.failed_before, "image"))
         row("provider", "Provider called:", plan.provider_label)
 
         buttons = QDialogButtonBox()
-        self.send_button = QPushButton(f"Send {_plural(plan.to_check, 'image')}")
+        self.send_button = QPushButton(f"Send {plural(plan.to_check, 'image')}")
         self.send_button.setAutoDefault(False)
         cancel = buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
         cancel.setDefault(True)
@@ -294,7 +291,7 @@ class RunPanel(QWidget):
         self.retry_action.setEnabled(idle and ready and self._has_items and self._failed > 0)
         self.retry_action.setText(f"&Retry failed ({self._failed:,})" if self._failed else "&Retry failed")
         self.pause_action.setEnabled(self._state in ("running", "pausing", "paused"))
-        self.stop_action.setEnabled(self._state in ("running", "pausing", "paused"))
+        self.stop_action.setEnabled(self._state in ("running", "pausing", "paused", "stopping"))
         paused = self._state in ("pausing", "paused")
         if self.pause_action.text() != ("&Resume" if paused else "&Pause"):  # a change repaints
             self.pause_action.setText("&Resume" if paused else "&Pause")
@@ -323,6 +320,7 @@ class RunPanel(QWidget):
         session.waiting.connect(self._on_waiting)
         session.halted.connect(self._on_halted)
         session.paused_changed.connect(self._on_paused)
+        session.stopping.connect(self._on_stopping)
         session.finished.connect(self._on_finished)
         session.failed.connect(self._on_failed)
         session.ended.connect(self._on_ended)
@@ -349,17 +347,26 @@ class RunPanel(QWidget):
 
     @Slot()
     def _stop(self) -> None:
-        if self._session is None or self._state == "stopping":
+        if self._session is None:
             return
-        self._session.stop()
+        self._session.stop()  # a second press leaves the calls in flight
+        if self._state == "stopping":
+            self._show_waiting("Leaving the calls in flight: they are recorded as unknown…")
+            self.stop_action.setEnabled(False)
+            return
         self._state = "stopping"
         self._show_waiting("Stopping: saving the results so far…")
         self._update_actions()
 
     @Slot(object)
+    def _on_stopping(self, stopping: Stopping) -> None:
+        text = str(stopping)
+        self._show_waiting(f"{text[:1].upper()}{text[1:]}: their answers may be paid for (Stop again to leave them)…")
+
+    @Slot(object)
     def _on_scan(self, scan: ScanProgress) -> None:
         self.progress_bar.setRange(0, 0)
-        self.stats_label.setText(f"Looking for photos: {_plural(scan.files_found, 'file')} found, {scan.probed:,} read")
+        self.stats_label.setText(f"Looking for photos: {plural(scan.files_found, 'file')} found, {scan.probed:,} read")
 
     @Slot(object)
     def _on_plan(self, plan: Plan) -> None:
@@ -367,7 +374,7 @@ class RunPanel(QWidget):
         self.progress_bar.setValue(0 if plan.to_check else 1)
         self.progress_bar.setFormat(f"0 of {plan.to_check:,}" if plan.to_check else "Nothing to do")
         if plan.to_check:
-            self.stats_label.setText(f"{_plural(plan.to_check, 'photo')} to check with {plan.provider_label}")
+            self.stats_label.setText(f"{plural(plan.to_check, 'photo')} to check with {plan.provider_label}")
         else:
             self.stats_label.setText("Nothing new to check.")
 
@@ -400,6 +407,7 @@ class RunPanel(QWidget):
         self.stats_label.setText(
             f"{progress.done:,} done · {progress.failed:,} failed · {progress.remaining:,} remaining\n"
             f"{progress.per_second:.1f}/s · ETA {format_duration(progress.eta_seconds)}"
+            + (f" · {progress.concurrency} at once" if progress.concurrency else "")
         )
         if self._state == "running" and self._waiting_level == "warning":
             self.waiting_label.hide()  # the wait is over; an error stays
@@ -436,6 +444,15 @@ class RunPanel(QWidget):
         else:
             self.waiting_label.hide()
 
+    def show_totals(self, counts: RowSummary) -> None:
+        """Add what the run's files hold now (faces, cost, what is still open), as the
+        command line's summary counts them, under how the run ended."""
+        if self.last_summary is None or self._declined:
+            return
+        failed, pending = counts.statuses.get("failed", 0), counts.statuses.get("pending", 0)
+        totals = totals_sentence(counts.with_face, counts.cost, failed, pending, retry="Retry failed")
+        self.stats_label.setText(f"{summary_text(self.last_summary)}\n{totals}")
+
     @Slot(str)
     def _on_failed(self, message: str) -> None:
         self.progress_bar.setRange(0, 1)
@@ -460,21 +477,5 @@ class RunPanel(QWidget):
 
 
 def summary_text(summary: Summary) -> str:
-    """One or two sentences on how a run ended."""
-    parts = [f"{summary.checked:,} checked"]
-    if summary.rejected:
-        parts.append(f"{summary.rejected:,} rejected by the provider")
-    if summary.failed:
-        parts.append(f"{summary.failed:,} failed")
-    if summary.invalid:
-        parts.append(f"{summary.invalid:,} invalid, not sent")
-    if summary.skipped_known:
-        parts.append(f"{summary.skipped_known:,} already known")
-    text = " · ".join(parts)
-    if summary.cancelled:
-        left = f"\n{summary.not_attempted:,} left for later: press Start to go on." if summary.not_attempted else ""
-        return f"Stopped by you.\n{text}{left}"
-    if summary.halted:
-        return f"Stopped by the provider.\n{text}"
-    return f"Finished in {format_duration(summary.elapsed)}.\n{text}"
-
+    """One or two sentences on how a run ended (:func:`core.words.run_summary_text`)."""
+    return run_summary_text(summary)

@@ -81,6 +81,23 @@ def test_crop_keeps_the_face_whole(tmp_path, face_x):
     assert abs(dark - 200 * 200) < 2_000
 
 
+def test_crop_finds_the_face_of_a_rotated_photo_where_it_is_shown(tmp_path):
+    # Stored 400 × 2,000 and shown turned 90° clockwise: upright 2,000 × 400, too wide. The
+    # face is stored near the top, so it is shown near the right end.
+    stored = Image.new("RGB", (400, 2000), "white")
+    stored.paste((0, 0, 0), (100, 100, 300, 300))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "turned.jpg"
+    stored.save(path, exif=exif, quality=95)
+
+    fixed = fix(path, FixOptions(fit="crop"), faces=[Box(100, 100, 200, 200)])
+
+    copy = passes(fixed.data)
+    assert copy.size == (1000, 400)
+    assert abs(sum(copy.convert("L").histogram()[:128]) - 200 * 200) < 2_000
+
+
 def test_a_crop_that_would_cut_a_face_pads_instead_and_says_so(tmp_path):
     path = crop_test_image(tmp_path / "pano.png", 100)
 

@@ -1,6 +1,7 @@
 import json
 import sqlite3
 import threading
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -422,20 +423,37 @@ def test_count_rows_matches_query_rows(filled):
 
 
 def test_summary(filled):
-    summary = filled.summary("cometapi")
-    assert summary["statuses"] == {"checked": 3, "invalid": 1, "rejected": 0, "failed": 1, "pending": 1}
-    assert summary["rows"] == 6
-    assert summary["verdicts"]["avatar"] == {"yes": 0, "no": 1, "unknown": 3}
-    assert summary["with_face"] == 2
+    summary = filled.summary(RowFilter(provider="cometapi"))
+    assert summary.statuses == {"checked": 3, "invalid": 1, "rejected": 0, "failed": 1, "pending": 1}
+    assert (summary.files, summary.images, summary.open) == (6, 4, 2)  # the unreadable file has no content hash
+    assert summary.verdicts["avatar"] == {"yes": 0, "no": 1, "unknown": 3, "review": 0}
+    assert summary.with_face == 2
     # The copy under another name cost nothing more.
-    assert summary["cost"] == Decimal("0.55")
-    local = filled.summary("local")
-    assert local["verdicts"]["avatar"] == {"yes": 2, "no": 2, "unknown": 0}
-    assert local["cost"] == Decimal(0)
+    assert summary.cost == Decimal("0.55")
+    local = filled.summary(RowFilter(provider="local"))
+    assert local.verdicts["avatar"] == {"yes": 2, "no": 2, "unknown": 0, "review": 0}
+    assert local.cost == Decimal(0)
+    # Blocking problems once per file: too small (the provider's rule), unreadable (the file).
+    assert local.problems == {"too_small": 1, "unreadable": 1}
+
+
+def test_summary_of_what_a_scan_of_some_roots_covers(filled):
+    """Roots are files and folders; the summary counts what ``export`` yields for them."""
+    for roots in [("/photos/trip", "/other/new.jpg"), ("/photos/Portrait.jpg",), ("/photos",), ("/nowhere",)]:
+        row_filter = RowFilter(provider="cometapi", roots=roots)
+        rows = list(filled.query_rows(row_filter))
+        summary = filled.summary(row_filter)
+        assert summary.files == len(rows) == filled.count_rows(row_filter)
+        assert summary.with_face == len(list(filled.query_rows(replace(row_filter, has_face=True))))
+        assert summary.statuses["failed"] == sum(row["status"] == "failed" for row in rows)
+    trip = filled.summary(RowFilter(provider="cometapi", roots=("/photos/trip", "/other/new.jpg")))
+    assert (trip.files, trip.with_face, trip.cost, trip.open) == (2, 1, Decimal("0.35"), 1)
+    # "/photos/trip" is not "/photos/tri": a prefix of a name is not its folder.
+    assert filled.summary(RowFilter(roots=("/photos/tri",))).files == 0
 
 
 def test_summary_counts_costs_it_cannot_read(store):
     store.save_probes([probe("/p/a.jpg", sha(1)), probe("/p/b.jpg", sha(2))])
     store.save_outcomes([checked(sha(1), "/p/a.jpg", cost="1.5"), checked(sha(2), "/p/b.jpg", cost="two credits")])
     summary = store.summary()
-    assert (summary["cost"], summary["unreadable_costs"]) == (Decimal("1.5"), 1)
+    assert (summary.cost, summary.unreadable_costs) == (Decimal("1.5"), 1)

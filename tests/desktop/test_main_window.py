@@ -8,7 +8,9 @@ import logging
 import os
 import subprocess
 import sys
+import shutil
 import threading
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -190,6 +192,24 @@ def test_a_paid_run_shows_its_plan_first_then_checks_with_cometapi(qtbot, window
         assert row["cost"] == "0.2"
 
 
+def test_the_run_summary_counts_faces_and_cost_as_the_command_line_does(qtbot, window, photos, fake_cometapi):
+    """CometAPI locates no face, it flags one; copies cost nothing more. The window's
+    summary says what ``export --has-face`` and the store's cost per content say."""
+    shutil.copyfile(photos / "fr_obama.jpg", photos / "obama_copy.jpg")
+    _use_fake_cometapi(window, fake_cometapi)
+    _queue(qtbot, window, photos)
+    with qtbot.waitSignal(window.run_ended, timeout=WAIT_MS):
+        _start_paid_run(qtbot, window).accept()
+    rows = _rows(window, "cometapi")
+    with_face = [row for row in rows if row["face_seg"]]
+    assert len(with_face) >= 2 and all(row["face_count"] is None for row in with_face)
+    cost = sum({row["sha256"]: Decimal(row["cost"]) for row in rows if row["cost"]}.values())
+    assert len(fake_cometapi.requests) == 11 and cost == Decimal("2.2")
+    label = window.run_panel.stats_label
+    expected = f"{len(with_face):,} images with a face; cost reported by the provider: 2.2."
+    qtbot.waitUntil(lambda: expected in label.text(), timeout=WAIT_MS)
+
+
 def test_cancelling_the_plan_sends_nothing(qtbot, window, photos, fake_cometapi):
     _use_fake_cometapi(window, fake_cometapi)
     _queue(qtbot, window, photos)
@@ -277,6 +297,19 @@ def test_a_provider_that_stops_is_explained_in_the_window(qtbot, window, photos,
     assert window.banner.level() == "error"
     assert summary.halted in window.banner.text() and "The remaining photos were not sent." in window.banner.text()
     assert window.run_panel.stats_label.text().startswith("Stopped by the provider.")
+
+
+def test_a_path_that_never_existed_does_not_exist_and_a_recent_one_gone_is_no_longer_there(qtbot, window, tmp_path):
+    never = tmp_path / "never"
+    assert window.add_paths([never]) == []
+    assert window.banner.text() == f"{never} does not exist."
+    recent = tmp_path / "recent"
+    recent.mkdir()
+    window.add_paths([recent])
+    window.queue.clear()
+    recent.rmdir()
+    window.add_paths([recent])
+    assert window.banner.text() == f"{recent} is no longer there."
 
 
 def test_a_queued_folder_that_is_gone_by_the_run_is_reported(qtbot, window, photos, tmp_path):

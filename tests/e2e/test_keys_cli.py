@@ -59,7 +59,7 @@ def test_one_command_stores_the_key_and_a_scan_uses_it(fake_cometapi, tmp_path):
     assert files_holding(home, fake_cometapi.key) == []
 
     configure(home, "cometapi", f"base_url={fake_cometapi.base_url}")
-    scan = kp("scan", str(SAMPLES), "--provider", "cometapi", home=home, env=env)
+    scan = kp("scan", str(SAMPLES), "--provider", "cometapi", "--yes", home=home, env=env)
     assert scan.returncode == 0, scan.stderr
     assert fake_cometapi.counts()["recognize"].billed == len(VALID)  # the fake took the stored key
 
