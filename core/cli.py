@@ -503,5 +503,128 @@ def settings_default(app: AppContext, provider_id: str) -> None:
     click.echo(f"Default provider: {provider_id}")
 
 
+# -- fix and collect ----------------------------------------------------------------------
+
+
+def _colour(ctx, param, value: str) -> tuple[int, int, int]:
+    from PIL import ImageColor
+
+    try:
+        return ImageColor.getrgb(value)[:3]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a colour: use a name (white) or #rrggbb.") from None
+
+
+def _report_copies(records, out: Path, dry_run: bool) -> int:
+    """Print a line per photo, write the manifest (not in a dry run), print the tally.
+
+    :returns: how many photos were left without the copy they needed.
+    """
+    from .copies import NOT_FIXED, SKIPPED, OutputError, discard_output, write_manifest
+
+    done: list = []
+    verb = "would write" if dry_run else "wrote"
+    try:
+        for record in records:
+            done.append(record)
+            if record.copy:
+                changes = f": {'; '.join(record.changes)}" if record.changes else ""
+                click.echo(f"{verb} {record.copy}  (from {record.original}){changes}")
+            elif record.action in (NOT_FIXED, SKIPPED):
+                click.echo(f"cannot use {record.original}: {record.why}", err=True)
+    except OutputError as exc:
+        if done and not dry_run:
+            try:
+                click.echo(f"Manifest of what was done: {write_manifest(out, done)}", err=True)
+            except OutputError as also:
+                click.echo(str(also), err=True)
+        if not dry_run:
+            discard_output(out)
+        raise click.ClickException(str(exc)) from None
+    left = sum(r.action in (NOT_FIXED, SKIPPED) for r in done)
+    made = sum(bool(r.copy) for r in done)
+    passing = len(done) - made - left
+    click.echo(f"{made} {'would be written' if dry_run else 'written'}, {left} could not be, {passing} needed nothing.")
+    if not dry_run and done:
+        click.echo(f"Manifest: {write_manifest(out, done)}")
+    return left
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Folder for the copies (created when missing).")
+@click.option("--lossless", is_flag=True, help="Write PNG copies instead of JPEG.")
+@click.option("--background", default="white", show_default=True, callback=_colour, help="Colour transparency is flattened on, and padding of --pad colour.")
+@click.option("--keep-gps", is_flag=True, help="Keep the GPS location (dropped by default).")
+@click.option("--fit", type=click.Choice(["pad", "crop"]), default="pad", show_default=True, help="Photos outside 1:2.5 to 2.5:1: pad them, or crop them around their faces.")
+@click.option("--pad", "pad_with", type=click.Choice(["blur", "colour"]), default="blur", show_default=True, help="Pad with a blurred extension of the photo or with the background colour.")
+@click.option("--upscale", is_flag=True, help="Enlarge photos under 300 px (Lanczos); otherwise they are left and told why.")
+@click.option("--dry-run", is_flag=True, help="Print what would be written; write nothing.")
+@click.option("--db", type=click.Path(dir_okay=False), help="Results database: face boxes for --fit crop, and where copies are linked to their originals.")
+@click.option("--recursive/--no-recursive", default=True, show_default=True, help="Look inside subfolders.")
+@click.pass_obj
+@friendly_errors
+def fix(app: AppContext, paths, out, lossless, background, keep_gps, fit, pad_with, upscale, dry_run, db, recursive) -> None:
+    """Write copies of the photos in PATHS that Kling would refuse, fixed so they pass, to --out.
+
+    Originals are never changed. Exit status 1 when some photo could not be fixed.
+    """
+    from .copies import OutputError, fix_files
+    from .fix import FixOptions
+
+    options = FixOptions(lossless=lossless, background=background, keep_gps=keep_gps, fit=fit, pad=pad_with, upscale=upscale)
+    db_path = _db_path(app, db)
+    store = None
+    if db_path.exists():  # a dry run reads faces but records nothing
+        store = Store.open_readonly(db_path) if dry_run else Store(db_path)
+    try:
+        faces = store.face_boxes() if store is not None and fit == "crop" else {}
+        records = fix_files(paths, out, options, dry_run=dry_run, recursive=recursive,
+                            faces_for=lambda sha256: faces.get(sha256, ()))
+        if store is not None and not dry_run:
+            records = store.recording_copies(records)
+        left = _report_copies(records, out, dry_run)
+    except OutputError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        if store is not None:
+            store.close()
+    if left:
+        sys.exit(EXIT_INCOMPLETE)
+
+
+@main.command()
+@click.option("--verdict", required=True, type=click.Choice(["avatar", "tryon", "asset"]), help="Photos ready for this workflow.")
+@click.option("--status", "statuses", multiple=True, type=click.Choice(["checked", "invalid", "rejected", "failed", "pending"]), help="Only these statuses (repeatable).")
+@click.option("-p", "--provider", "provider_id", help="Only this provider's verdicts.")
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Folder to copy them to (created when missing).")
+@click.option("--link", is_flag=True, help="Hard-link them (symbolic links across disks) instead of copying.")
+@click.option("--dry-run", is_flag=True, help="Print what would be written; write nothing.")
+@click.option("--db", type=click.Path(dir_okay=False), help="Results database (default: in the app's data folder).")
+@click.pass_obj
+@friendly_errors
+def collect(app: AppContext, verdict, statuses, provider_id, out, link, dry_run, db) -> None:
+    """Copy the photos ready for a workflow into one folder, names kept (a clash gets a suffix)."""
+    from .copies import OutputError, collect_files
+
+    db_path = _db_path(app, db)
+    if not db_path.exists():
+        raise UserError(f"There is no results database at {db_path}: run `kling-preflight scan` first.")
+    row_filter = RowFilter(provider=provider_id, statuses=tuple(statuses) or None, verdict=verdict)
+    with Store.open_readonly(db_path) as store:
+        seen: set[str] = set()
+        photos = []
+        for row in store.query_rows(row_filter):
+            if row["path"] not in seen and row["sha256"]:
+                seen.add(row["path"])
+                photos.append((row["path"], row["sha256"]))
+    try:
+        left = _report_copies(collect_files(photos, out, link=link, dry_run=dry_run), out, dry_run)
+    except OutputError as exc:
+        raise click.ClickException(str(exc)) from None
+    if left:
+        sys.exit(EXIT_INCOMPLETE)
+
+
 if __name__ == "__main__":  # python -m core.cli
     main()

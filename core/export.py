@@ -20,6 +20,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "problem_codes", "problems", *FLAG_TYPES, "face_count", "faces",
     *(f"verdict_{name}" for name in VERDICT_RULES), "warning_codes", "warnings",
     "cost", "request_id", "attempts", "duration_ms", "error_code", "error", "checked_at", "sha256",
+    "ready_copy",
 )  # fmt: skip
 
 #: Export formats by file suffix.
@@ -140,7 +141,9 @@ def _json_item(row: dict[str, Any]) -> dict[str, Any]:
         "provider": row["provider"],
         "status": row["status"],
         "valid": row["valid"],
-        "problems": [{"code": p["code"], "message": p["message"]} for p in row["problems"]],
+        "problems": [
+            {"code": p["code"], "message": p["message"], "fixable": bool(p.get("fixable"))} for p in row["problems"]
+        ],
         "flags": {name: row[name] for name in FLAG_TYPES},
         "face_count": row["face_count"],
         "faces": row["faces"],
@@ -154,6 +157,7 @@ def _json_item(row: dict[str, Any]) -> dict[str, Any]:
         "error": {"code": row["error_code"], "message": row["error"]} if has_error else None,
         "checked_at": row["checked_at"],
         "raw": _parsed_raw(row["raw"]),
+        "ready_copy": row["ready_copy"],
     }
 
 

@@ -23,12 +23,14 @@ class Problem:
     """One thing wrong with a file, as a stable code and a sentence a user understands.
 
     ``blocking`` is False for notes that do not stop a file being sent (for example a PNG
-    whose name ends in ``.jpg``).
+    whose name ends in ``.jpg``). ``fixable`` is True when ``kling-preflight fix`` can make
+    a copy without this problem (:func:`core.validate.validate` decides it, in one place).
     """
 
     code: str
     message: str
     blocking: bool = True
+    fixable: bool = False
 
 
 def is_valid(problems: Iterable[Problem]) -> bool:

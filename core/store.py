@@ -272,6 +272,23 @@ def m151_quality(db: Database) -> None:
     db.execute("ALTER TABLE results ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]'")
 
 
+@MIGRATIONS()
+def m161_copies(db: Database) -> None:
+    """Which photo each copy made by ``fix`` came from, so a check of the copy shows on the
+    original's row (its ``ready_copy``)."""
+    db.execute(
+        """CREATE TABLE copies (
+    copy_path TEXT PRIMARY KEY,
+    copy_sha256 TEXT NOT NULL,
+    original_path TEXT NOT NULL,
+    original_sha256 TEXT NOT NULL,
+    changes TEXT NOT NULL DEFAULT '',
+    made_at TEXT NOT NULL
+)"""
+    )
+    db.execute("CREATE INDEX idx_copies_original ON copies (original_sha256)")
+
+
 class StoreError(SaysSentence):
     """The results database cannot be used; the message says why in a sentence."""
 
@@ -307,6 +324,7 @@ ROW_COLUMNS: tuple[str, ...] = (
     "status", "valid", "problems", *FLAG_TYPES, "face_count", "faces", "result_urls",
     *(f"verdict_{name}" for name in VERDICT_RULES), "warnings",
     "cost", "request_id", "raw", "error_code", "error", "attempts", "duration_ms", "checked_at",
+    "ready_copy",
 )  # fmt: skip
 
 # The columns of a row, from files f, images i and results r.
@@ -333,7 +351,13 @@ _ROW_FIELDS = """
     r.warnings AS warnings,
     r.cost AS cost, r.request_id AS request_id, r.raw AS raw, r.error_code AS error_code, r.error AS error,
     r.attempts AS attempts, r.duration_ms AS duration_ms, r.checked_at AS checked_at,
-    r.rowid AS result_rowid
+    r.rowid AS result_rowid,
+    (
+        SELECT c.copy_path FROM copies AS c JOIN results AS rc ON rc.sha256 = c.copy_sha256
+        WHERE c.original_sha256 = f.sha256 AND rc.status = 'checked' AND rc.valid = 1
+          AND (COALESCE(r.provider, :provider) IS NULL OR rc.provider = COALESCE(r.provider, :provider))
+        ORDER BY c.made_at DESC LIMIT 1
+    ) AS ready_copy
 """
 
 # One row per file path and result. ``:provider`` restricts the results join when a filter
@@ -827,6 +851,33 @@ class Store:
         """:returns: the ids of the providers with results here, sorted."""
         return [row["provider"] for row in self.db.query("SELECT DISTINCT provider FROM results ORDER BY provider")]
 
+    # --- copies (core/copies.py) ------------------------------------------------------------
+
+    def face_boxes(self) -> dict[str, list["Box"]]:
+        """Per content, the face boxes a provider located (for ``fix --fit crop``), from the
+        result that found the most; read at once because the fix runs on other threads."""
+        from core.fix import Box
+
+        found: dict[str, list[Box]] = {}
+        rows = self.db.query("SELECT sha256, faces FROM results WHERE face_count > 0 ORDER BY face_count")
+        for row in rows:  # the most faces last, so they win
+            faces = json.loads(row["faces"])
+            found[row["sha256"]] = [Box(int(f["x"]), int(f["y"]), int(f["width"]), int(f["height"])) for f in faces]
+        return found
+
+    def recording_copies(self, records: Iterable[Any]) -> Iterator[Any]:
+        """Pass :class:`core.copies.CopyRecord` records through, storing each written copy's
+        link to its original as it goes (a copy made is remembered even if the run stops)."""
+        for record in records:
+            if record.copy and record.copy_sha256 and record.original_sha256:
+                with self.writing():
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO copies VALUES (?, ?, ?, ?, ?, ?)",
+                        [record.copy, record.copy_sha256, record.original, record.original_sha256,
+                         "; ".join(record.changes), _now()],
+                    )  # fmt: skip
+            yield record
+
     def summary(self, filter: RowFilter | None = None) -> "RowSummary":
         """The figures every front end shows about the rows ``filter`` selects: the one
         place they are counted, with the same rules as the filters (``has_face``).
@@ -1154,13 +1205,20 @@ def _face_dict(face: Face) -> dict[str, Any]:
 
 
 def problems_to_json(problems: Iterable[Problem]) -> str:
-    return _json([{"code": p.code, "message": p.message, "blocking": p.blocking} for p in problems])
+    # "fixable" only where it is true: rows written before it existed read the same.
+    return _json(
+        [{"code": p.code, "message": p.message, "blocking": p.blocking} | ({"fixable": True} if p.fixable else {})
+         for p in problems]
+    )
 
 
 def problems_from_json(text: str | None) -> tuple[Problem, ...]:
     if not text:
         return ()
-    return tuple(Problem(p["code"], p["message"], bool(p.get("blocking", True))) for p in json.loads(text))
+    return tuple(
+        Problem(p["code"], p["message"], bool(p.get("blocking", True)), bool(p.get("fixable", False)))
+        for p in json.loads(text)
+    )
 
 
 def _json(value: Any) -> str:

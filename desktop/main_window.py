@@ -40,6 +40,7 @@ from core.settings import SettingsError
 from core.store import RowFilter, Store, StoreError
 from core.words import missing_sentence
 
+from .copies_dialog import open_collect, open_make_copies
 from .errors import MessageBanner
 from .icons import app_icon, icon
 from .log_pane import LogPane
@@ -71,6 +72,7 @@ class MainWindow(QMainWindow):
     export_finished = Signal(str, int)
     export_failed = Signal(str)
     run_ended = Signal()
+    copies_finished = Signal(str)  # the sentence shown when ready copies are made or collected
 
     def __init__(self, app_context: AppContext, window_settings: QSettings, db_path: Path | None = None,
                  parent: QWidget | None = None) -> None:
@@ -130,6 +132,10 @@ class MainWindow(QMainWindow):
         self.export_all_action = self._action("export", "Export &all…", lambda: self.export(None), ["Ctrl+Shift+E"], "Export every result as CSV or JSON")
         self.export_filter_action = self._action("export", "&Export current filter…", lambda: self.export(self.results.current_filter()), ["Ctrl+E"],
                                                  "Export the rows the table shows as CSV or JSON")
+        self.make_copies_action = self._action(None, "Make ready &copies…", lambda: open_make_copies(self), [],
+                                               "Write copies of refused photos fixed so they pass")
+        self.collect_action = self._action(None, "Copy ready p&hotos to…", lambda: open_collect(self), [],
+                                           "Copy the photos ready for a workflow into one folder")
         self.quit_action = self._action("quit", "&Quit", self.close, ["Ctrl+Q"])
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
         self.settings_action = self._action("settings", "&Settings…", self.open_settings, ["Ctrl+,"], "Provider keys, addresses and limits")
@@ -183,6 +189,9 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.export_all_action)
         file_menu.addAction(self.export_filter_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.make_copies_action)
+        file_menu.addAction(self.collect_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
 

@@ -108,6 +108,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("folder", "Folder", "folder", 220, "The folder the file is in"),
     Column("provider", "Provider", "provider", 90, "Which provider checked it"),
     Column("error", "Error", "error", 240, "Why the check failed or was rejected"),
+    Column("ready_copy", "Ready copy", "ready_copy", 220, "A copy made by Make ready copies that a check passed"),
 )
 COLUMN_INDEX: Mapping[str, int] = {column.key: n for n, column in enumerate(COLUMNS)}
 

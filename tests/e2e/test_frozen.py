@@ -92,3 +92,22 @@ def test_the_bundle_ships_the_desktop_file_and_icon(frozen):
     desktop_file = (frozen / "kling-preflight.desktop").read_text()
     assert "Exec=kling-preflight-gui" in desktop_file and "Icon=kling-preflight" in desktop_file
     assert (frozen / "kling-preflight.png").stat().st_size > 1000
+
+
+def test_the_frozen_cli_fixes_a_heic_and_an_avif(frozen, tmp_path):
+    from PIL import Image
+
+    import core.probe  # noqa: F401  (registers pillow-heif's HEIF writer in this Python)
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    portrait = Image.open(SAMPLES / "fr_obama.jpg").convert("RGB")
+    portrait.save(photos / "IMG_0001.HEIC", "HEIF")  # pillow-heif, in this (unfrozen) Python
+    portrait.save(photos / "web.avif", "AVIF")
+    out = tmp_path / "ready"
+    result = run(frozen / "kling-preflight", "fix", str(photos), "--out", str(out), home=tmp_path / "home")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "converted HEIC to JPG" in result.stdout and "converted AVIF to JPG" in result.stdout
+    for name in ("IMG_0001.jpg", "web.jpg"):
+        with Image.open(out / name) as copy:
+            assert copy.format == "JPEG" and copy.size == portrait.size
