@@ -96,13 +96,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from core import quality as _quality
 from core.errors import SaysSentence
+if TYPE_CHECKING:
+    from core.fix import Box
+
 from core.models import FLAG_TYPES, VERDICT_RULES, Face, Outcome, ProbedImage, Problem, ScannedFile, Status, Verdict, is_valid, verdicts
 
 #: Problem codes that belong to a path rather than to the content behind it.
