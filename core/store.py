@@ -324,6 +324,12 @@ class Store:
         with _immediate(self.db.conn):
             yield
 
+    def analyze(self) -> None:
+        """Refresh the query planner's statistics; after a big batch of writes (a scan, a
+        merge) they may no longer fit, and a bad plan at a million rows costs seconds."""
+        self.db.execute("PRAGMA analysis_limit = 1000")  # sample: ANALYZE stays in milliseconds
+        self.db.execute("ANALYZE main")
+
     def __enter__(self) -> "Store":
         return self
 
