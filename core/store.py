@@ -272,6 +272,22 @@ _ORDER_EXPRESSIONS: Mapping[str, tuple[str, ...]] = {
     "cost": ("CAST(cost AS REAL)",),
 }
 
+#: Row columns never NULL: they sort as they are. Others sort by a pair (known?, value), so
+#: a row key has no NULL and compares as a row value (NULL compares as nothing).
+_NEVER_NULL = frozenset({"path", "folder", "file", "bytes", "status", "valid"})
+
+#: A row's place in an order: its sort values, then path and provider (see :meth:`Store.query_page`).
+RowKey = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class RowPage:
+    """Rows of one page, with the keys of its first and last row (None when empty)."""
+
+    rows: list[dict[str, Any]]
+    first_key: RowKey | None
+    last_key: RowKey | None
+
 
 class Store:
     """The results database at ``path``: created if missing, migrated to the current schema.
@@ -508,40 +524,89 @@ class Store:
         """Rows for the table and the exports, one per file path and provider result, streamed.
 
         :param filter: which rows; None for all.
-        :param order_by: one of :data:`ROW_COLUMNS`; ties are broken by path, then provider.
-        :param descending: reverse the order of ``order_by``.
+        :param order_by: one of :data:`ROW_COLUMNS`; ties are broken by path, then provider
+            (in the same direction).
+        :param descending: reverse the order.
         :param limit: at most this many rows; None for all.
-        :param offset: skip this many rows first.
+        :param offset: skip this many rows first (this reads every row skipped: a table pages
+            with :meth:`query_page` instead).
         :returns: dicts with the keys of :data:`ROW_COLUMNS`.
         :raises ValueError: an unknown ``order_by`` or filter value.
         """
-        if order_by not in _ORDER_EXPRESSIONS:
-            raise ValueError(f"Rows cannot be sorted by {order_by!r}; choose one of {', '.join(ROW_COLUMNS)}.")
-        sql, params = _filtered_rows_sql(filter or RowFilter())
-        direction = " DESC" if descending else ""
-        order = ", ".join(f"{expr}{direction}" for expr in _ORDER_EXPRESSIONS[order_by])
-        ordered = f"ORDER BY {order}, path, provider LIMIT :limit OFFSET :offset"
-        params.update(limit=-1 if limit is None else int(limit), offset=int(offset))
         if limit is None:
             # Exports: one streamed query.
-            for row in self.db.query(f"SELECT * FROM ({sql}) {ordered}", params):
+            sql, params = _filtered_rows_sql(filter or RowFilter())
+            keys = _sort_keys(order_by)
+            order = _order_clause(keys, descending)
+            params.update(offset=int(offset))
+            for row in self.db.query(f"SELECT * FROM ({sql}) ORDER BY {order} LIMIT -1 OFFSET :offset", params):
                 yield _row_from_sql(row)
             return
-        # A page: skipping rows is cheap when only their keys are computed, so find the
-        # page's keys first, then build just those rows, both from one snapshot.
+        yield from self.query_page(filter, order_by=order_by, descending=descending, limit=limit, offset=offset).rows
+
+    def query_page(
+        self,
+        filter: RowFilter | None = None,
+        *,
+        order_by: str = "path",
+        descending: bool = False,
+        limit: int,
+        after: RowKey | None = None,
+        before: RowKey | None = None,
+        backwards: bool = False,
+        offset: int = 0,
+    ) -> RowPage:
+        """A page of :meth:`query_rows`, found by key: SQLite seeks to the page (through an
+        index where one fits the order) instead of counting off every row before it.
+
+        :param after: the page starts after this row (the ``last_key`` of the page before).
+        :param before: with ``backwards``, the page ends before this row (the ``first_key``
+            of the page after).
+        :param backwards: read the ``limit`` rows that end before ``before``, or that end
+            the query when ``before`` is None (its last page).
+        :param offset: without a key: skip this many rows first (reads every row skipped).
+        :raises ValueError: an unknown ``order_by`` or filter value.
+        """
+        sql, params = _filtered_rows_sql(filter or RowFilter())
+        keys = _sort_keys(order_by)
+        reverse = descending != backwards
+        names = [f"k{n}" for n in range(len(keys))]
+        conditions = []
+        anchor = before if backwards else after
+        if anchor is not None:
+            if len(anchor) != len(keys):
+                raise ValueError(f"A row key for {order_by!r} has {len(keys)} parts, not {len(anchor)}.")
+            compare = "<" if reverse else ">"
+            conditions.append(f"({', '.join(names)}) {compare} ({', '.join(':a' + n for n in names)})")
+            params.update({"a" + n: value for n, value in zip(names, anchor)})
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        keyed = ", ".join(f"{expr} AS {name}" for expr, name in zip(keys, names))
+        order = ", ".join(f"{name}{' DESC' if reverse else ''}" for name in names)
+        params.update(limit=int(limit), offset=0 if anchor is not None else int(offset))
+        # Find the page's keys first (cheap: only they are computed), then build just those
+        # rows, both from one snapshot.
         with self.db.atomic():
-            keys = [
-                [row["path"], row["result_rowid"]]
-                for row in self.db.query(f"SELECT path, result_rowid FROM ({sql}) {ordered}", params)
-            ]
+            found = list(
+                self.db.query(
+                    f"SELECT * FROM (SELECT path, result_rowid, {keyed} FROM ({sql})) {where} "
+                    f"ORDER BY {order} LIMIT :limit OFFSET :offset",
+                    params,
+                )
+            )
+            if backwards:
+                found.reverse()
             page = list(
                 self.db.query(
                     f"SELECT {_ROW_FIELDS} {_PAGE_SOURCE} ORDER BY page.key",
-                    {"page": json.dumps(keys), "provider": params["provider"]},
+                    {"page": json.dumps([[row["path"], row["result_rowid"]] for row in found]), "provider": params["provider"]},
                 )
             )
-        for row in page:
-            yield _row_from_sql(row)
+        row_keys = [tuple(row[name] for name in names) for row in found]
+        return RowPage(
+            [_row_from_sql(row) for row in page],
+            row_keys[0] if row_keys else None,
+            row_keys[-1] if row_keys else None,
+        )
 
     def count_rows(self, filter: RowFilter | None = None) -> int:
         """:returns: how many rows :meth:`query_rows` yields for ``filter``."""
@@ -735,6 +800,21 @@ def _filtered_rows_sql(filter: RowFilter) -> tuple[str, dict[str, Any]]:
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
     return sql, params
+
+
+def _sort_keys(order_by: str) -> list[str]:
+    """The SQL expressions a row sorts by for ``order_by``, none of them ever NULL."""
+    if order_by not in _ORDER_EXPRESSIONS:
+        raise ValueError(f"Rows cannot be sorted by {order_by!r}; choose one of {', '.join(ROW_COLUMNS)}.")
+    keys: list[str] = []
+    for expr in _ORDER_EXPRESSIONS[order_by]:
+        # NULL first, as SQLite sorts it: (0, 0) before any (1, value).
+        keys += [expr] if expr in _NEVER_NULL else [f"({expr}) IS NOT NULL", f"COALESCE({expr}, 0)"]
+    return keys + ["path", "COALESCE(provider, '')"]
+
+
+def _order_clause(keys: list[str], descending: bool) -> str:
+    return ", ".join(f"{key}{' DESC' if descending else ''}" for key in keys)
 
 
 def under_clause(column: str, root: str) -> tuple[str, dict[str, Any]]:
