@@ -1,0 +1,60 @@
+"""The indexes migration m181: the path search index is filled for old databases, kept in
+step with the files, and the search through it finds what a scan of every path finds."""
+
+import sqlite3
+
+from sqlite_utils import Database
+
+from core.store import MIGRATIONS, RowFilter, Store
+from tests.core.records import probe, sha
+
+NAMES = ["/p/Straße Ünïcode.jpg", "/p/STRASSE.jpg", "/p/a*b?c[d].jpg", "/p/abcd.jpg", "/p/x.jpg", '/p/quote"d.jpg']
+
+
+def search_index(store):
+    return sorted(row["path"] for row in store.db.query("SELECT path FROM file_paths"))
+
+
+def found(store, text):
+    return sorted(row["path"] for row in store.query_rows(RowFilter(text=text)))
+
+
+def test_a_database_from_before_the_migration_gets_its_paths_indexed(tmp_path):
+    path = tmp_path / "old.db"
+    with Store(path) as store:
+        store.save_probes([probe(name, sha(n)) for n, name in enumerate(NAMES)])
+    # Back to the schema before m181, as an older version left it.
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "DROP TRIGGER files_search_insert; DROP TRIGGER files_search_delete; DROP TABLE file_paths;"
+        "DROP INDEX idx_files_file; DROP INDEX idx_files_size;"
+        "DELETE FROM _sqlite_migrations WHERE name = 'm181_scale_indexes';"
+    )
+    conn.close()
+    with Store(path) as store:
+        assert "m181_scale_indexes" in {m.name for m in MIGRATIONS.applied(store.db)}
+        assert search_index(store) == sorted(NAMES)
+        assert found(store, "strasse") == ["/p/STRASSE.jpg", "/p/Straße Ünïcode.jpg"]
+
+
+def test_the_index_follows_new_changed_and_removed_files(store):
+    store.save_probes([probe(name, sha(n)) for n, name in enumerate(NAMES)])
+    store.save_probes([probe(NAMES[0], sha(9), size=5)])  # a re-scan updates a row
+    assert search_index(store) == sorted(NAMES)
+    store.db.execute("DELETE FROM files WHERE path IN (?, ?)", [NAMES[2], NAMES[5]])
+    assert search_index(store) == sorted(set(NAMES) - {NAMES[2], NAMES[5]})
+
+
+def test_searching_through_the_index_finds_what_every_path_would(store):
+    store.save_probes([probe(name, sha(n)) for n, name in enumerate(NAMES)])
+    for text in ["ünï", "ÜNÏ", "strasse", "*b?", "[d]", "c[d", "x.j", "ab", "quote\"d", "jpg", "nothing"]:
+        expected = sorted(name for name in NAMES if text.casefold() in name.casefold())
+        assert found(store, text) == expected, text
+
+
+def test_the_search_reads_the_index_not_every_path(store):
+    from core.store import _filtered_rows_sql
+
+    sql, params = _filtered_rows_sql(RowFilter(text="abcd"))
+    plan = " ".join(row["detail"] for row in store.db.query(f"EXPLAIN QUERY PLAN SELECT COUNT(*) FROM ({sql})", params))
+    assert "file_paths" in plan and "SEARCH f USING PRIMARY KEY" in plan, plan
