@@ -82,7 +82,7 @@ QUICK_FILTERS = {
     "avatar yes": {"verdict": "avatar"},
     "with a face": {"has_face": True},
 }
-SEARCH = "img_01234"  # a file-name fragment, as a user types it
+SEARCH = "img_00012"  # a file-name fragment, as a user types it: 100 files at every size
 
 
 # --- the databases -----------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import sqlite3
 
 from sqlite_utils import Database
 
-from core.store import MIGRATIONS, RowFilter, Store
+from core.store import ANALYZE_AFTER_ROWS, MIGRATIONS, RowFilter, Store
 from tests.core.records import probe, sha
 
 NAMES = ["/p/Straße Ünïcode.jpg", "/p/STRASSE.jpg", "/p/a*b?c[d].jpg", "/p/abcd.jpg", "/p/x.jpg", '/p/quote"d.jpg']
@@ -58,3 +58,15 @@ def test_the_search_reads_the_index_not_every_path(store):
     sql, params = _filtered_rows_sql(RowFilter(text="abcd"))
     plan = " ".join(row["detail"] for row in store.db.query(f"EXPLAIN QUERY PLAN SELECT COUNT(*) FROM ({sql})", params))
     assert "file_paths" in plan and "SEARCH f USING PRIMARY KEY" in plan, plan
+
+
+def test_a_big_batch_leaves_fresh_planner_statistics(tmp_path):
+    with Store(tmp_path / "small.db") as store:
+        store.save_probes([probe(f"/p/{n}.jpg", sha(n)) for n in range(ANALYZE_AFTER_ROWS - 1)])
+    with Store(tmp_path / "big.db") as store:
+        store.save_probes([probe(f"/p/{n}.jpg", sha(n)) for n in range(ANALYZE_AFTER_ROWS)])
+    for name, analyzed in (("small.db", False), ("big.db", True)):
+        conn = sqlite3.connect(tmp_path / name)
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert ("sqlite_stat1" in tables and conn.execute("SELECT COUNT(*) FROM sqlite_stat1").fetchone()[0] > 0) == analyzed
+        conn.close()
