@@ -5,6 +5,7 @@ import sqlite3
 
 from sqlite_utils import Database
 
+from core.models import Outcome, Status
 from core.store import ANALYZE_AFTER_ROWS, MIGRATIONS, RowFilter, Store
 from tests.core.records import probe, sha
 
@@ -70,3 +71,14 @@ def test_a_big_batch_leaves_fresh_planner_statistics(tmp_path):
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert ("sqlite_stat1" in tables and conn.execute("SELECT COUNT(*) FROM sqlite_stat1").fetchone()[0] > 0) == analyzed
         conn.close()
+
+
+def test_counts_without_a_filter_match_the_rows_with_one_provider_or_several(store):
+    store.save_probes([probe(f"/p/{n}.jpg", sha(n % 3)) for n in range(6)] + [probe("/p/unread.jpg", None)])
+    assert store.count_rows() == len(list(store.query_rows())) == 7  # no results yet
+    store.save_outcomes([Outcome(sha(0), "local", "/p/0.jpg", Status.FAILED), Outcome(sha(1), "local", "/p/1.jpg", Status.FAILED)])
+    for row_filter in (None, RowFilter(provider="local"), RowFilter(provider="cometapi")):
+        assert store.count_rows(row_filter) == len(list(store.query_rows(row_filter))) == 7
+    store.save_outcomes([Outcome(sha(0), "cometapi", "/p/0.jpg", Status.FAILED)])  # sha 0: two files, two results
+    assert store.count_rows() == len(list(store.query_rows())) == 9
+    assert store.count_rows(RowFilter(provider="cometapi")) == len(list(store.query_rows(RowFilter(provider="cometapi")))) == 7
