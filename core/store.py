@@ -198,7 +198,7 @@ def m181_scale_indexes(db: Database) -> None:
     db.execute("CREATE INDEX idx_files_size ON files (size)")
     # The text search: a trigram index of each path, case-folded in Python (casefold(), as the
     # search folds the text typed), so a search reads the matching paths instead of every
-    # path. Kept in step with files by triggers; a path never changes (it is the key).
+    # path. Kept in step with files by triggers.
     db.execute(
         "CREATE VIRTUAL TABLE file_paths USING fts5(folded, path UNINDEXED, tokenize='trigram case_sensitive 1', detail='none')"
     )
@@ -210,6 +210,12 @@ END"""
     db.execute(
         """CREATE TRIGGER files_search_delete AFTER DELETE ON files BEGIN
     DELETE FROM file_paths WHERE folded GLOB glob_literal(casefold(old.path)) AND path = old.path;
+END"""
+    )
+    db.execute(
+        """CREATE TRIGGER files_search_rename AFTER UPDATE OF path ON files BEGIN
+    DELETE FROM file_paths WHERE folded GLOB glob_literal(casefold(old.path)) AND path = old.path;
+    INSERT INTO file_paths (folded, path) VALUES (casefold(new.path), new.path);
 END"""
     )
     db.execute("INSERT INTO file_paths (folded, path) SELECT casefold(path), path FROM files")

@@ -27,7 +27,8 @@ def test_a_database_from_before_the_migration_gets_its_paths_indexed(tmp_path):
     # Back to the schema before m181, as an older version left it.
     conn = sqlite3.connect(path)
     conn.executescript(
-        "DROP TRIGGER files_search_insert; DROP TRIGGER files_search_delete; DROP TABLE file_paths;"
+        "DROP TRIGGER files_search_insert; DROP TRIGGER files_search_delete; DROP TRIGGER files_search_rename;"
+        "DROP TABLE file_paths;"
         "DROP INDEX idx_files_file; DROP INDEX idx_files_size;"
         "DELETE FROM _sqlite_migrations WHERE name = 'm181_scale_indexes';"
     )
@@ -44,6 +45,8 @@ def test_the_index_follows_new_changed_and_removed_files(store):
     assert search_index(store) == sorted(NAMES)
     store.db.execute("DELETE FROM files WHERE path IN (?, ?)", [NAMES[2], NAMES[5]])
     assert search_index(store) == sorted(set(NAMES) - {NAMES[2], NAMES[5]})
+    store.db.execute("UPDATE files SET path = ? WHERE path = ?", ["/q/moved.jpg", NAMES[3]])
+    assert search_index(store) == sorted(set(NAMES) - {NAMES[2], NAMES[3], NAMES[5]} | {"/q/moved.jpg"})
 
 
 def test_searching_through_the_index_finds_what_every_path_would(store):
