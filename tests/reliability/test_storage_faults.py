@@ -233,7 +233,7 @@ def test_a_disk_that_fills_mid_run_gives_a_clear_message_and_keeps_every_result(
     folder = tmp_path / "storage"
     limit = None
     if how == "full tmpfs":
-        if not mounts(folder, "768k"):  # the first run fits; the second fills it part way
+        if not mounts(folder, "1m"):  # the first run fits; the second fills it part way
             pytest.skip("needs root and permission to mount a tmpfs")
     else:
         folder.mkdir()
