@@ -570,7 +570,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.desktop_child:
         desktop_child(args.desktop_child)
         return 0
-    sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else (QUICK_SIZES if args.quick else SIZES)
+    # --sizes "" measures the re-scan alone.
+    sizes = tuple(int(s) for s in args.sizes.split(",") if s) if args.sizes is not None else (QUICK_SIZES if args.quick else SIZES)
     files = args.files if args.files is not None else (QUICK_TREE_FILES if args.quick else TREE_FILES)
     repeats = 2 if args.quick else 3
     print_machine()
@@ -593,8 +594,11 @@ def main(argv: list[str] | None = None) -> int:
         if rescan is not None:
             tree_line = (f"re-scan of {files:,} unchanged files",
                          f"{ms(rescan['rescan_s'])} ({rescan['rescan_s'] / rescan['bound_s']:.2f}× scandir + stat {ms(rescan['bound_s'])})")  # fmt: skip
-        print_growth(results, tree_line)
-        print_table("Goals", goals(results, rescan), [QUICK_NOTE] if args.quick else [])
+        if results:
+            print_growth(results, tree_line)
+            print_table("Goals", goals(results, rescan), [QUICK_NOTE] if args.quick else [])
+        elif tree_line:
+            print(f"- {tree_line[0]}: {tree_line[1]}")
     finally:
         shutil.rmtree(temp, ignore_errors=True)
     return 0
