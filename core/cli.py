@@ -626,5 +626,22 @@ def collect(app: AppContext, verdict, statuses, provider_id, out, link, dry_run,
         sys.exit(EXIT_INCOMPLETE)
 
 
+# -- merge --------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("others", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--db", type=click.Path(dir_okay=False), help="Results database to merge into (default: in the app's data folder).")
+@click.pass_obj
+@friendly_errors
+def merge(app: AppContext, others, db) -> None:
+    """Bring the results in OTHERS (other machines' results databases) into this one."""
+    from .merge import merge_databases
+
+    with Store(_db_path(app, db)) as store:
+        for report in merge_databases(store, others):
+            click.echo(report.sentence())
+
+
 if __name__ == "__main__":  # python -m core.cli
     main()

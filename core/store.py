@@ -88,6 +88,7 @@ its answer is stored. A row left behind means nobody knows what became of that c
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -120,6 +121,8 @@ VERDICT_VALUES: tuple[str, ...] = tuple(v.value for v in Verdict)
 RUN_STATES: frozenset[str] = frozenset({"running", "finished", "stopped", "cancelled", "interrupted"})
 
 BUSY_TIMEOUT_MS = 10_000
+#: Rows saved by one store after which closing it refreshes the planner's statistics.
+ANALYZE_AFTER_ROWS = 10_000
 #: Paths per lookup query in :meth:`Store.cached_probes`.
 LOOKUP_CHUNK = 2_000
 
@@ -292,6 +295,37 @@ def m161_copies(db: Database) -> None:
     db.execute("CREATE INDEX idx_copies_original ON copies (original_sha256)")
 
 
+@MIGRATIONS()
+def m181_scale_indexes(db: Database) -> None:
+    # Chosen from bench/scale.py at a million rows. Sorting the table by file name or size
+    # reads its pages through these indexes instead of sorting every row.
+    db.execute("CREATE INDEX idx_files_file ON files (file)")
+    db.execute("CREATE INDEX idx_files_size ON files (size)")
+    # The text search: a trigram index of each path, case-folded in Python (casefold(), as the
+    # search folds the text typed), so a search reads the matching paths instead of every
+    # path. Kept in step with files by triggers.
+    db.execute(
+        "CREATE VIRTUAL TABLE file_paths USING fts5(folded, path UNINDEXED, tokenize='trigram case_sensitive 1', detail='none')"
+    )
+    db.execute(
+        """CREATE TRIGGER files_search_insert AFTER INSERT ON files BEGIN
+    INSERT INTO file_paths (folded, path) VALUES (casefold(new.path), new.path);
+END"""
+    )
+    db.execute(
+        """CREATE TRIGGER files_search_delete AFTER DELETE ON files BEGIN
+    DELETE FROM file_paths WHERE folded GLOB glob_literal(casefold(old.path)) AND path = old.path;
+END"""
+    )
+    db.execute(
+        """CREATE TRIGGER files_search_rename AFTER UPDATE OF path ON files BEGIN
+    DELETE FROM file_paths WHERE folded GLOB glob_literal(casefold(old.path)) AND path = old.path;
+    INSERT INTO file_paths (folded, path) VALUES (casefold(new.path), new.path);
+END"""
+    )
+    db.execute("INSERT INTO file_paths (folded, path) SELECT casefold(path), path FROM files")
+
+
 class StoreError(SaysSentence):
     """The results database cannot be used; the message says why in a sentence."""
 
@@ -400,6 +434,26 @@ _ORDER_EXPRESSIONS: Mapping[str, tuple[str, ...]] = {
     "cost": ("CAST(cost AS REAL)",),
 }
 
+# 1 when the results hold at most one provider (two index lookups, whatever the size).
+_ONE_PROVIDER = """SELECT (SELECT provider FROM results ORDER BY provider LIMIT 1)
+    IS (SELECT provider FROM results ORDER BY provider DESC LIMIT 1) AS one"""
+
+#: Row columns never NULL: they sort as they are. Others sort by a pair (known?, value), so
+#: a row key has no NULL and compares as a row value (NULL compares as nothing).
+_NEVER_NULL = frozenset({"path", "folder", "file", "bytes", "status", "valid"})
+
+#: A row's place in an order: its sort values, then path and provider (see :meth:`Store.query_page`).
+RowKey = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class RowPage:
+    """Rows of one page, with the keys of its first and last row (None when empty)."""
+
+    rows: list[dict[str, Any]]
+    first_key: RowKey | None
+    last_key: RowKey | None
+
 
 class Store:
     """The results database at ``path``: created if missing, migrated to the current schema.
@@ -418,8 +472,7 @@ class Store:
             except OSError as e:
                 raise StoreError(f"Cannot create the folder for the results database {self.path}: {e.strerror}.") from e
         self.db = _open(self.path, readonly=_readonly)
-        # Case-insensitive text search beyond ASCII, which SQLite's LIKE and lower() ignore.
-        self.db.register_function(_casefold, deterministic=True, name="casefold")
+        self._written = 0  # rows saved: a big batch gets fresh statistics on close()
 
     @classmethod
     def open_readonly(cls, path: str | Path) -> "Store":
@@ -435,6 +488,9 @@ class Store:
         return cls(path, _readonly=True)
 
     def close(self) -> None:
+        if self._written >= ANALYZE_AFTER_ROWS:
+            with contextlib.suppress(sqlite3.Error):  # statistics only speed queries up
+                self.analyze()
         self.db.close()
 
     @contextlib.contextmanager
@@ -451,6 +507,12 @@ class Store:
             return
         with _immediate(self.db.conn):
             yield
+
+    def analyze(self) -> None:
+        """Refresh the query planner's statistics; after a big batch of writes (a scan, a
+        merge) they may no longer fit, and a bad plan at a million rows costs seconds."""
+        self.db.execute("PRAGMA analysis_limit = 1000")  # sample: ANALYZE stays in milliseconds
+        self.db.execute("ANALYZE main")
 
     def __enter__(self) -> "Store":
         return self
@@ -540,6 +602,7 @@ class Store:
         with self.writing():
             if file_rows:
                 self.db["files"].upsert_all(file_rows, pk="path")
+                self._written += len(file_rows)
             for row in image_rows.values():
                 # Spelled out because an upsert must not overwrite first_seen_at.
                 self.db.execute(
@@ -571,6 +634,7 @@ class Store:
         if rows:
             with self.writing():
                 self.db["results"].upsert_all(rows, pk=("sha256", "provider"))
+                self._written += len(rows)
                 # The answer replaces the journal's record of the call (see ``calls``).
                 self.db.execute(
                     "DELETE FROM calls WHERE (provider, sha256) IN (SELECT json_extract(value, '$[0]'), "
@@ -805,44 +869,100 @@ class Store:
         """Rows for the table and the exports, one per file path and provider result, streamed.
 
         :param filter: which rows; None for all.
-        :param order_by: one of :data:`ROW_COLUMNS`; ties are broken by path, then provider.
-        :param descending: reverse the order of ``order_by``.
+        :param order_by: one of :data:`ROW_COLUMNS`; ties are broken by path, then provider
+            (in the same direction).
+        :param descending: reverse the order.
         :param limit: at most this many rows; None for all.
-        :param offset: skip this many rows first.
+        :param offset: skip this many rows first (this reads every row skipped: a table pages
+            with :meth:`query_page` instead).
         :returns: dicts with the keys of :data:`ROW_COLUMNS`.
         :raises ValueError: an unknown ``order_by`` or filter value.
         """
-        if order_by not in _ORDER_EXPRESSIONS:
-            raise ValueError(f"Rows cannot be sorted by {order_by!r}; choose one of {', '.join(ROW_COLUMNS)}.")
-        sql, params = _filtered_rows_sql(filter or RowFilter())
-        direction = " DESC" if descending else ""
-        order = ", ".join(f"{expr}{direction}" for expr in _ORDER_EXPRESSIONS[order_by])
-        ordered = f"ORDER BY {order}, path, provider LIMIT :limit OFFSET :offset"
-        params.update(limit=-1 if limit is None else int(limit), offset=int(offset))
         if limit is None:
             # Exports: one streamed query.
-            for row in self.db.query(f"SELECT * FROM ({sql}) {ordered}", params):
+            sql, params = _filtered_rows_sql(filter or RowFilter())
+            keys = _sort_keys(order_by)
+            order = _order_clause(keys, descending)
+            params.update(offset=int(offset))
+            for row in self.db.query(f"SELECT * FROM ({sql}) ORDER BY {order} LIMIT -1 OFFSET :offset", params):
                 yield _row_from_sql(row)
             return
-        # A page: skipping rows is cheap when only their keys are computed, so find the
-        # page's keys first, then build just those rows, both from one snapshot.
+        yield from self.query_page(filter, order_by=order_by, descending=descending, limit=limit, offset=offset).rows
+
+    def query_page(
+        self,
+        filter: RowFilter | None = None,
+        *,
+        order_by: str = "path",
+        descending: bool = False,
+        limit: int,
+        after: RowKey | None = None,
+        before: RowKey | None = None,
+        backwards: bool = False,
+        offset: int = 0,
+    ) -> RowPage:
+        """A page of :meth:`query_rows`, found by key: SQLite seeks to the page (through an
+        index where one fits the order) instead of counting off every row before it.
+
+        :param after: the page starts after this row (the ``last_key`` of the page before).
+        :param before: with ``backwards``, the page ends before this row (the ``first_key``
+            of the page after).
+        :param backwards: read the ``limit`` rows that end before ``before``, or that end
+            the query when ``before`` is None (its last page).
+        :param offset: without a key: skip this many rows first (reads every row skipped).
+        :raises ValueError: an unknown ``order_by`` or filter value.
+        """
+        sql, params = _filtered_rows_sql(filter or RowFilter())
+        keys = _sort_keys(order_by)
+        reverse = descending != backwards
+        names = [f"k{n}" for n in range(len(keys))]
+        conditions = []
+        anchor = before if backwards else after
+        if anchor is not None:
+            if len(anchor) != len(keys):
+                raise ValueError(f"A row key for {order_by!r} has {len(keys)} parts, not {len(anchor)}.")
+            compare = "<" if reverse else ">"
+            conditions.append(f"({', '.join(names)}) {compare} ({', '.join(':a' + n for n in names)})")
+            params.update({"a" + n: value for n, value in zip(names, anchor)})
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        keyed = ", ".join(f"{expr} AS {name}" for expr, name in zip(keys, names))
+        order = ", ".join(f"{name}{' DESC' if reverse else ''}" for name in names)
+        params.update(limit=int(limit), offset=0 if anchor is not None else int(offset))
+        # Find the page's keys first (cheap: only they are computed), then build just those
+        # rows, both from one snapshot.
         with self.db.atomic():
-            keys = [
-                [row["path"], row["result_rowid"]]
-                for row in self.db.query(f"SELECT path, result_rowid FROM ({sql}) {ordered}", params)
-            ]
+            found = list(
+                self.db.query(
+                    f"SELECT * FROM (SELECT path, result_rowid, {keyed} FROM ({sql})) {where} "
+                    f"ORDER BY {order} LIMIT :limit OFFSET :offset",
+                    params,
+                )
+            )
+            if backwards:
+                found.reverse()
             page = list(
                 self.db.query(
                     f"SELECT {_ROW_FIELDS} {_PAGE_SOURCE} ORDER BY page.key",
-                    {"page": json.dumps(keys), "provider": params["provider"]},
+                    {"page": json.dumps([[row["path"], row["result_rowid"]] for row in found]), "provider": params["provider"]},
                 )
             )
-        for row in page:
-            yield _row_from_sql(row)
+        row_keys = [tuple(row[name] for name in names) for row in found]
+        return RowPage(
+            [_row_from_sql(row) for row in page],
+            row_keys[0] if row_keys else None,
+            row_keys[-1] if row_keys else None,
+        )
 
     def count_rows(self, filter: RowFilter | None = None) -> int:
         """:returns: how many rows :meth:`query_rows` yields for ``filter``."""
-        sql, params = _filtered_rows_sql(filter or RowFilter())
+        filter = filter or RowFilter()
+        if dataclasses.replace(filter, provider=None) == RowFilter():
+            # Unfiltered, a row per file when no image has two results here (a provider is
+            # named, or the database holds one): the files index counts them in milliseconds
+            # where the joined rows take seconds at a million.
+            if filter.provider is not None or next(self.db.query(_ONE_PROVIDER))["one"]:
+                return next(self.db.query("SELECT COUNT(*) AS n FROM files"))["n"]
+        sql, params = _filtered_rows_sql(filter)
         return next(self.db.query(f"SELECT COUNT(*) AS n FROM ({sql})", params))["n"]
 
     def has_rows(self) -> bool:
@@ -996,6 +1116,10 @@ def _open(path: Path, *, readonly: bool, immutable: bool = False) -> Database:
     except BaseException:
         conn.close()
         raise
+    # Case-insensitive text search beyond ASCII, which SQLite's LIKE and lower() ignore; also
+    # used by the search index's triggers, so every connection that writes has them.
+    db.register_function(_casefold, deterministic=True, name="casefold")
+    db.register_function(glob_literal, deterministic=True, name="glob_literal")
     try:
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         _check_ownership(db, path)
@@ -1095,6 +1219,8 @@ def _filtered_rows_sql(filter: RowFilter) -> tuple[str, dict[str, Any]]:
     if filter.text:
         conditions.append("instr(casefold(path), :text) > 0")
         params["text"] = _casefold(filter.text)
+        if len(params["text"]) >= 3:  # the trigram index finds three characters or more
+            conditions.append("path IN (SELECT path FROM file_paths WHERE folded GLOB '*' || glob_literal(:text) || '*')")
     if filter.paths_under is not None:
         where, under = under_clause("path", filter.paths_under)
         conditions.append(where)
@@ -1113,6 +1239,21 @@ def _filtered_rows_sql(filter: RowFilter) -> tuple[str, dict[str, Any]]:
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
     return sql, params
+
+
+def _sort_keys(order_by: str) -> list[str]:
+    """The SQL expressions a row sorts by for ``order_by``, none of them ever NULL."""
+    if order_by not in _ORDER_EXPRESSIONS:
+        raise ValueError(f"Rows cannot be sorted by {order_by!r}; choose one of {', '.join(ROW_COLUMNS)}.")
+    keys: list[str] = []
+    for expr in _ORDER_EXPRESSIONS[order_by]:
+        # NULL first, as SQLite sorts it: (0, 0) before any (1, value).
+        keys += [expr] if expr in _NEVER_NULL else [f"({expr}) IS NOT NULL", f"COALESCE({expr}, 0)"]
+    return keys + ["path", "COALESCE(provider, '')"]
+
+
+def _order_clause(keys: list[str], descending: bool) -> str:
+    return ", ".join(f"{key}{' DESC' if descending else ''}" for key in keys)
 
 
 #: The separators of this system's paths: \\ and / on Windows, / elsewhere.
@@ -1143,7 +1284,8 @@ def _row_from_sql(row: dict[str, Any]) -> dict[str, Any]:
     problems: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
     for column in ("file_notes", "image_problems", "result_problems"):
-        for problem in json.loads(row[column]) if row[column] else ():
+        # Most rows have no problems: skip parsing the empty list (a million rows, a second).
+        for problem in json.loads(row[column]) if row[column] and row[column] != "[]" else ():
             key = (problem["code"], problem["message"])
             if key not in seen:
                 seen.add(key)
@@ -1153,9 +1295,9 @@ def _row_from_sql(row: dict[str, Any]) -> dict[str, Any]:
     out["problems"] = problems
     for name in FLAG_TYPES:
         out[name] = None if row[name] is None else bool(row[name])
-    out["faces"] = json.loads(row["faces"]) if row["faces"] else []
-    out["result_urls"] = json.loads(row["result_urls"]) if row["result_urls"] else {}
-    out["warnings"] = json.loads(row["warnings"]) if row["warnings"] else []
+    out["faces"] = json.loads(row["faces"]) if row["faces"] and row["faces"] != "[]" else []
+    out["result_urls"] = json.loads(row["result_urls"]) if row["result_urls"] and row["result_urls"] != "{}" else {}
+    out["warnings"] = json.loads(row["warnings"]) if row["warnings"] and row["warnings"] != "[]" else []
     return out
 
 
@@ -1243,6 +1385,11 @@ def _process_alive(pid: int) -> bool:
 
 def _casefold(text: str | None) -> str | None:
     return None if text is None else text.casefold()
+
+
+def glob_literal(text: str | None) -> str | None:
+    """``text`` as a GLOB pattern that matches only itself: ``*``, ``?`` and ``[`` bracketed."""
+    return None if text is None else "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def _now() -> str:

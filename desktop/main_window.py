@@ -71,6 +71,7 @@ class MainWindow(QMainWindow):
 
     export_finished = Signal(str, int)
     export_failed = Signal(str)
+    merge_finished = Signal(list)  # a sentence per merged database
     run_ended = Signal()
     copies_finished = Signal(str)  # the sentence shown when ready copies are made or collected
 
@@ -136,6 +137,7 @@ class MainWindow(QMainWindow):
                                                "Write copies of refused photos fixed so they pass")
         self.collect_action = self._action(None, "Copy ready p&hotos to…", lambda: open_collect(self), [],
                                            "Copy the photos ready for a workflow into one folder")
+        self.merge_action = self._action("database", "&Merge results…", self.choose_merge, [], "Bring in the results of another machine's database")
         self.quit_action = self._action("quit", "&Quit", self.close, ["Ctrl+Q"])
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
         self.settings_action = self._action("settings", "&Settings…", self.open_settings, ["Ctrl+,"], "Provider keys, addresses and limits")
@@ -189,6 +191,7 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.export_all_action)
         file_menu.addAction(self.export_filter_action)
+        file_menu.addAction(self.merge_action)
         file_menu.addSeparator()
         file_menu.addAction(self.make_copies_action)
         file_menu.addAction(self.collect_action)
@@ -487,6 +490,38 @@ class MainWindow(QMainWindow):
 
         self.statusBar().showMessage(f"Exporting to {path}…")
         call_in_background(work, lambda n: self._on_exported(path, n), lambda exc: self._on_export_failed(path, exc), self)
+
+    @Slot()
+    def choose_merge(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Merge results from", str(self.db_path.parent), DATABASE_FILTER)
+        if paths:
+            self.merge_results([Path(p) for p in paths])
+
+    def merge_results(self, sources: list[Path]) -> None:
+        """Merge other machines' results databases into this one, in the background."""
+        if self.session is not None:
+            self.show_info("Merge results when the run has ended.")
+            return
+        db_path = self.db_path
+
+        def work() -> list[str]:
+            from core.merge import merge_databases
+
+            with Store(db_path) as store:
+                return [report.sentence() for report in merge_databases(store, sources)]
+
+        def done(sentences: list[str]) -> None:
+            self.results.refresh()
+            self.banner.show_message(" ".join(sentences), "success")
+            self.merge_finished.emit(sentences)
+
+        def failed(exc: BaseException) -> None:
+            if not isinstance(exc, StoreError):
+                log.error("Merging %s failed", sources, exc_info=exc)
+            self.show_error(str(exc) if isinstance(exc, StoreError) else f"The merge failed ({type(exc).__name__}); the details are in the log.")
+
+        self.statusBar().showMessage("Merging results…", 5_000)
+        call_in_background(work, done, failed, self)
 
     def _on_exported(self, path: Path, rows: int) -> None:
         self.statusBar().showMessage(f"Wrote {rows:,} rows to {path}", 10_000)
