@@ -36,8 +36,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 SEED = 1301
 IMAGES = 150
 CONCURRENCY = 4
