@@ -235,8 +235,9 @@ class _PaidGate:
 
 
 def _drive(runner: BatchRunner, paths, confirm: Callable[[Plan], bool] | None):
-    """Run the batch, drawing progress. The first Ctrl-C stops it cleanly (every result
-    obtained is written and the summary printed); a second one quits at once."""
+    """Run the batch, drawing progress. The first Ctrl-C stops it cleanly (nothing new is
+    sent, the calls in flight are awaited and every answer is written, then the summary is
+    printed); a second one leaves those calls (journaled as unknown); a third quits."""
     display = ProgressDisplay()
     waiting: Waiting | None = None
     summary = None

@@ -541,8 +541,8 @@ class BatchRunner:
                     pass
             except Exception:  # the store failed (disk full, locked): say so, keep the first error
                 log.exception("could not write the last results")
-            not_attempted = plan.to_check - (counts["checked"] + counts["rejected"] + counts["failed"])
             left = len(journaled)  # sent, never answered: journaled as unknown
+            not_attempted = plan.to_check - (counts["checked"] + counts["rejected"] + counts["failed"]) - left
             summary = Summary(
                 provider=provider.id,
                 checked=counts["checked"],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import threading
 from collections import Counter
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from core.errors import ImageRejected, NotProcessed, OutcomeUnknown, ProtocolError, ProviderStopped, RateLimited
-from core.events import FileSkipped, Finished, ImageFinished, Paused, Plan, ProviderHalted, Waiting
+from core.events import FileSkipped, Finished, ImageFinished, Paused, Plan, ProviderHalted, Stopping, Waiting
 from core.models import CheckResult
 from core.providers import Provider, ProviderConfig
 from core.retry import RetryPolicy
@@ -396,3 +397,76 @@ def test_what_a_walk_could_not_read_is_not_forgotten(tmp_path):
     run(db, ScriptedProvider(), [tmp_path / "p"])
     with Store(db) as store:
         assert str(deep / "a.jpg") not in {r["path"] for r in store.query_rows()}
+
+
+# -- the journal of calls in flight ---------------------------------------------------------------
+
+
+class PaidScripted(ScriptedProvider):
+    """A provider whose every call is billed: the runner journals it."""
+
+    id = "paid"
+    remote = True
+    unknown_outcome_messages = {"call": "may have been billed"}
+
+    def journal_kind(self, image, memo):
+        return "call"
+
+
+def journal_rows(db: Path) -> list[str]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return [row[0] for row in conn.execute("SELECT path FROM calls ORDER BY path")]
+
+
+def test_a_paid_call_is_journaled_before_it_starts_and_its_answer_replaces_the_row(tmp_path):
+    make_photos(tmp_path / "p", names=["a.jpg"])
+    gate = threading.Event()
+    provider = PaidScripted(gate=gate)
+    events = BatchRunner(tmp_path / "r.db", provider, RunOptions(retry=FAST)).run([tmp_path / "p"])
+    seen_in_flight: list[list[str]] = []
+
+    def look() -> None:
+        provider.started.acquire(timeout=10)  # the call has begun: its row must be committed
+        seen_in_flight.append(journal_rows(tmp_path / "r.db"))
+        gate.set()
+
+    looker = threading.Thread(target=look)
+    looker.start()
+    summary = summary_of(list(events))
+    looker.join(10)
+    assert seen_in_flight == [[str(tmp_path / "p" / "a.jpg")]]
+    assert summary.checked == 1 and journal_rows(tmp_path / "r.db") == []
+
+
+def test_a_stop_waits_for_calls_in_flight_and_a_second_stop_leaves_them_as_unknown(tmp_path):
+    make_photos(tmp_path / "p", names=[f"{i}.jpg" for i in range(6)])
+    gate = threading.Semaphore(1)  # the first call answers; the next ones hang
+    provider = PaidScripted(gate=gate)
+    runner = BatchRunner(tmp_path / "r.db", provider, RunOptions(concurrency=2, retry=FAST, cancel_grace=30))
+
+    def stop_once_two_hang() -> None:
+        for _ in range(3):
+            provider.started.acquire(timeout=10)
+        runner.cancel()
+
+    events = []
+    for event in runner.run([tmp_path / "p"]):
+        events.append(event)
+        if isinstance(event, Plan):
+            threading.Thread(target=stop_once_two_hang).start()
+        if isinstance(event, Stopping):
+            runner.abandon()  # the second stop: leave the two calls
+    (stopping,) = [e for e in events if isinstance(e, Stopping)]
+    summary = summary_of(events)
+    assert stopping.calls_in_flight == 2 and summary.calls_left == 2 and summary.checked == 1
+    assert len(journal_rows(tmp_path / "r.db")) == 2
+    gate.release(10)
+
+    # The next run finds them: failed as unknown, not sent again, and says so.
+    again = PaidScripted()
+    summary = summary_of(run(tmp_path / "r.db", again, [tmp_path / "p"]))
+    assert summary.interrupted_calls == 2 and summary.checked == 3
+    assert sorted(statuses(tmp_path / "r.db", "paid").values()) == ["checked"] * 4 + ["failed"] * 2
+    assert sum(again.calls.values()) == 3 and journal_rows(tmp_path / "r.db") == []
+    with sqlite3.connect(tmp_path / "r.db") as conn:
+        assert [row[0] for row in conn.execute("SELECT state FROM runs ORDER BY id")] == ["cancelled", "finished"]

@@ -254,6 +254,88 @@ def test_runs_record_start_and_end(store):
         store.finish_run(run_id, "running", {})
 
 
+# --- the journal of calls in flight ----------------------------------------------------------
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended (and been reaped)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_an_answer_replaces_its_journal_row(store):
+    run_id = store.start_run("cometapi", {})
+    store.journal_calls("cometapi", [(sha(1), "recognize", "/p/a.jpg"), (sha(2), "recognize", "/p/b.jpg")], run_id)
+    store.journal_calls("useapi", [(sha(1), "upload_url", "/p/a.jpg")], run_id)
+    assert [row["sha256"] for row in store.calls_in_flight("cometapi")] == [sha(1), sha(2)]
+    store.save_outcomes([checked(sha(1), "/p/a.jpg", provider="cometapi")])
+    assert [row["sha256"] for row in store.calls_in_flight("cometapi")] == [sha(2)]
+    store.forget_calls("cometapi", [sha(2)])  # never sent: the batch stopped first
+    assert store.calls_in_flight("cometapi") == []
+    store.save_memo("useapi", [(sha(1), "upload_url", "https://asset")])  # an upload's answer is its URL
+    assert store.calls_in_flight() == []
+
+
+def test_a_killed_run_is_settled_by_the_next_start(store):
+    killed = store.start_run("cometapi", {})
+    store.db.execute("UPDATE runs SET pid = ? WHERE id = ?", [dead_pid(), killed])
+    store.journal_calls("cometapi", [(sha(1), "recognize", "/p/a.jpg")], killed)
+    store.journal_calls("useapi", [(sha(2), "upload_url", "/p/b.jpg"), (sha(3), "upload_url", "/p/c.jpg")], killed)
+    store.save_memo("useapi", [(sha(3), "upload_url", "https://kept")])  # killed before its row went
+    store.journal_calls("useapi", [(sha(3), "upload_url", "/p/c.jpg")], killed)
+
+    messages = {"recognize": "may have been billed"}
+    assert store.close_interrupted("cometapi", messages) == 1
+    assert store.db["runs"].get(killed)["state"] == "interrupted"
+    row = store.db["results"].get((sha(1), "cometapi"))
+    assert (row["status"], row["error_code"], row["error"], row["path"]) == (
+        "failed", "outcome_unknown", "may have been billed", "/p/a.jpg")
+    assert [r["provider"] for r in store.calls_in_flight()] == ["useapi", "useapi"]  # another provider's
+
+    assert store.close_interrupted("useapi", {}) == 1  # the upload whose URL was kept is answered
+    assert store.db["results"].get((sha(2), "useapi"))["status"] == "failed"
+    assert store.db.execute(
+        "SELECT COUNT(*) FROM results WHERE sha256 = ? AND provider = 'useapi'", [sha(3)]).fetchone()[0] == 0
+    assert store.calls_in_flight() == []
+
+
+def test_a_run_of_a_process_still_alive_is_left_alone(store):
+    import subprocess
+    import sys
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        live = store.start_run("cometapi", {})
+        store.db.execute("UPDATE runs SET pid = ? WHERE id = ?", [other.pid, live])
+        store.journal_calls("cometapi", [(sha(1), "recognize", "/p/a.jpg")], live)
+        assert store.close_interrupted("cometapi", {}) == 0
+        assert store.db["runs"].get(live)["state"] == "running"
+        assert len(store.calls_in_flight()) == 1
+    finally:
+        other.kill()
+        other.wait()
+    assert store.close_interrupted("cometapi", {}) == 1
+
+
+def test_the_journal_migration_keeps_the_runs_of_an_older_database(tmp_path):
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    db = __import__("sqlite_utils").Database(conn)
+    MIGRATIONS.apply(db, stop_before="m101_call_journal")
+    conn.execute("INSERT INTO runs (provider, started_at, state, options) VALUES ('local', 'then', 'finished', '{}')")
+    conn.commit()
+    conn.close()
+    with Store(path) as store:
+        run = store.db["runs"].get(1)
+        assert (run["provider"], run["state"], run["pid"]) == ("local", "finished", None)
+        assert store.close_interrupted("local", {}) == 0
+        store.db.execute("UPDATE runs SET state = 'interrupted' WHERE id = 1")  # the new state is allowed
+
+
 # --- reading ---------------------------------------------------------------------------------
 
 

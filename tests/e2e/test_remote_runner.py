@@ -228,3 +228,19 @@ def test_useapi_honours_retry_after_instead_of_its_ten_second_wait(fake_useapi, 
     assert requests_so_far == 2  # the upload and the refused face call
     assert [(r.endpoint, r.status) for r in fake_useapi.requests] == [("upload", 200), ("faces", 429), ("faces", 200)]
     assert summary_of(events).checked == 1
+
+
+# -- the connection pool follows the run's concurrency -------------------------------------------
+
+
+def test_concurrency_8_keeps_one_connection_per_call_and_warns_of_no_full_pool(tmp_path, fake_cometapi, caplog):
+    # The provider's own setting says 4; the run asks for 8 (as --concurrency 8 does).
+    app = app_for(tmp_path, **{COMET_ENV: fake_cometapi.key})
+    fake_cometapi.latency = 0.05
+    make_photos(tmp_path / "photos", 40)
+    runner = runner_for(app, "cometapi", fake_cometapi, concurrency=8)
+    with caplog.at_level("WARNING", logger="urllib3.connectionpool"):
+        summary = summary_of(list(runner.run([tmp_path / "photos"])))
+    assert summary.checked == 40
+    assert fake_cometapi.peak_concurrency == 8
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
