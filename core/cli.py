@@ -114,7 +114,7 @@ def _db_path(app: AppContext, db: str | None) -> Path:
 @click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the results of these files to a .csv or .json file.")
 @click.option("-c", "--concurrency", type=click.IntRange(1, 32), help="Checks in flight at once.")
 @click.option("--force", is_flag=True, help="Check again images this provider has already answered for.")
-@click.option("--retry-failed", is_flag=True, help="Check only the images whose last check failed.")
+@click.option("--retry-failed", is_flag=True, help="Check only what is not done: images whose last check failed, and images never checked.")
 @click.option("--retry-ambiguous", is_flag=True, help="Also retry failures that may already have been billed (timeouts, 5xx).")
 @click.option("--dry-run", is_flag=True, help="Show what would be done; call nothing.")
 @click.option("--quick", is_flag=True, help="Skip the full decode of new files (header and end-marker checks only).")

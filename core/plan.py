@@ -57,9 +57,12 @@ def decide(
         return (Action.INVALID_KNOWN if recorded else Action.INVALID), problems
     notes = tuple(p for p in problems if not p.blocking)
     if choices.retry_failed:
-        if status is Status.FAILED:
+        # What is not done yet: the failures, and images never checked (a photo added since,
+        # or left by a stop), so that repeating `scan --retry-failed` until it exits 0 ends
+        # with every photo answered. Answers stay as they are.
+        if status in (Status.FAILED, None):
             return Action.CHECK, notes
-        return (Action.KNOWN if status is not None and status is not Status.INVALID else Action.SKIP), notes
+        return (Action.KNOWN if status is not Status.INVALID else Action.SKIP), notes
     if choices.force or status in (None, Status.INVALID):
         return Action.CHECK, notes
     return (Action.FAILED_BEFORE if status is Status.FAILED else Action.KNOWN), notes

@@ -165,6 +165,18 @@ def test_retry_failed_reruns_only_failures(tmp_path):
     assert set(statuses(db).values()) == {"checked"}
 
 
+def test_retry_failed_also_checks_what_was_never_checked(tmp_path):
+    """A loop of `scan --retry-failed` until exit 0 must end with every photo answered: a
+    photo added after the first run (or left by a stop) is not done, so it is checked."""
+    make_photos(tmp_path / "p")
+    db = tmp_path / "r.db"
+    run(db, ScriptedProvider(), [tmp_path / "p"])
+    Image.new("RGB", (400, 400), (10, 200, 30)).save(tmp_path / "p" / "new.jpg", format="JPEG")
+    retry = ScriptedProvider()
+    summary = summary_of(run(db, retry, [tmp_path / "p"], retry_failed=True))
+    assert retry.calls == Counter({"new.jpg": 1}) and summary.complete
+
+
 def test_a_provider_stopping_error_halts_after_one_call(tmp_path):
     make_photos(tmp_path / "p", names=[f"{i}.jpg" for i in range(8)])
     provider = ScriptedProvider({f"{i}.jpg": [ProviderStopped("The key was rejected.")] for i in range(8)})
