@@ -20,6 +20,7 @@ from typing import BinaryIO
 from PIL import Image, UnidentifiedImageError
 
 from .models import Problem, ProbedImage, ScannedFile
+from .scan import file_path
 
 #: Name endings, per format, that honestly describe the content.
 FORMAT_EXTENSIONS: dict[str, frozenset[str]] = {
@@ -91,7 +92,7 @@ def probe_file(
         not claim one.
     """
     try:
-        with open(f.path, "rb") as fh:
+        with open(file_path(f.path), "rb") as fh:
             if os.fstat(fh.fileno()).st_size > stream_over:
                 return _probe_stream(f, fh)
             data = fh.read()
