@@ -27,6 +27,7 @@ from .errors import ProviderError, database_error_sentence, os_error_sentence
 from .events import FileSkipped, Finished, ImageFinished, Plan, ProviderHalted, ScanProgress, Waiting
 from .export import FORMATS, export_file
 from .logs import setup_logging
+from .plan import NOT_AN_IMAGE_CODES
 from .plugins import BUILTIN_PLUGINS, UnknownProviderError
 from .runner import BatchRunner
 from .scan import stored_path
@@ -172,10 +173,6 @@ def scan(app: AppContext, paths, provider_id, db, export_path, concurrency, forc
         sys.exit(EXIT_INCOMPLETE)
 
 
-#: Problems that make a named file something no provider can check.
-_NOT_AN_IMAGE = frozenset({"not_an_image", "empty", "unreadable"})
-
-
 def _not_images_named(store: Store, row_filter: RowFilter, roots) -> list[tuple[str, str]]:
     """The files the user named that are not images (or could not be read), each with the
     sentence saying so: they have a row, and the exit status says not everything was done."""
@@ -184,7 +181,7 @@ def _not_images_named(store: Store, row_filter: RowFilter, roots) -> list[tuple[
         return []
     out = []
     for row in store.query_rows(replace(row_filter, roots=files)):
-        problem = next((p for p in row["problems"] if p["code"] in _NOT_AN_IMAGE), None)
+        problem = next((p for p in row["problems"] if p["code"] in NOT_AN_IMAGE_CODES), None)
         if row["path"] in files and problem is not None:
             out.append((row["path"], problem["message"]))
     return out
