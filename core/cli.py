@@ -28,8 +28,10 @@ from .export import FORMATS, export_file
 from .quality import SETTINGS as QUALITY_SETTINGS
 from .quality import measure_missing
 from .logs import setup_logging
+from .plan import NOT_AN_IMAGE_CODES
 from .plugins import BUILTIN_PLUGINS
 from .runner import BatchRunner
+from .scan import stored_path
 from .session import RunChoices, RunNotReady, prepare_run
 from .settings import SettingsError, parse_setting_assignment, resolve_provider_settings
 from .store import RowFilter, Store
@@ -150,14 +152,14 @@ def scan(app: AppContext, paths, provider_id, db, export_path, concurrency, forc
         click.echo("Nothing was sent.")
         sys.exit(EXIT_INCOMPLETE)
     roots = tuple(os.path.abspath(p) for p in paths)
-    row_filter = RowFilter(provider=provider.id, roots=roots)
+    row_filter = RowFilter(provider=provider.id, roots=tuple(stored_path(root) for root in roots))
     with Store.open_readonly(db_path) as store:
         counts = store.summary(row_filter)
         written = export_file(store, export_path, filter=row_filter) if export_path is not None else 0
         unhandled = _not_images_named(store, row_filter, roots)
     for path, sentence in unhandled:
         click.echo(f"{path}: {sentence}", err=True)
-    click.echo(f"{provider.label} ({provider.id}) on {', '.join(str(p) for p in paths)}")
+    click.echo(f"{provider.label} ({provider.id}) on {', '.join(stored_path(str(p)) for p in paths)}")
     click.echo(summary_table(summary, counts))
     click.echo(f"Results database: {db_path}")
     if export_path is not None:
@@ -168,19 +170,15 @@ def scan(app: AppContext, paths, provider_id, db, export_path, concurrency, forc
         sys.exit(EXIT_INCOMPLETE)
 
 
-#: Problems that make a named file something no provider can check.
-_NOT_AN_IMAGE = frozenset({"not_an_image", "empty", "unreadable"})
-
-
 def _not_images_named(store: Store, row_filter: RowFilter, roots) -> list[tuple[str, str]]:
     """The files the user named that are not images (or could not be read), each with the
     sentence saying so: they have a row, and the exit status says not everything was done."""
-    files = tuple(root for root in roots if os.path.isfile(root))
+    files = tuple(stored_path(root) for root in roots if os.path.isfile(root))
     if not files:
         return []
     out = []
     for row in store.query_rows(replace(row_filter, roots=files)):
-        problem = next((p for p in row["problems"] if p["code"] in _NOT_AN_IMAGE), None)
+        problem = next((p for p in row["problems"] if p["code"] in NOT_AN_IMAGE_CODES), None)
         if row["path"] in files and problem is not None:
             out.append((row["path"], problem["message"]))
     return out

@@ -13,7 +13,7 @@ from typing import Mapping, TextIO
 from .events import Plan, Progress, ScanProgress, Summary, Waiting
 from .store import RowSummary
 from .validate import PROBLEM_CODES
-from .words import (  # noqa: F401  (VERDICT_LABELS, format_duration: importers of this module use them)
+from .words import (
     STATUS_SUMMARY_LABELS,
     VERDICT_LABELS,
     VERDICT_VALUE_LABELS,

@@ -17,6 +17,16 @@ from .models import Constraints, ProbedImage, Problem, Status
 from .validate import is_valid, validate
 
 
+#: Problems that make a file no image at all: one the user named gets a row saying so, and
+#: the run does not count as done (nothing named is dropped silently).
+NOT_AN_IMAGE_CODES: frozenset[str] = frozenset({"not_an_image", "empty", "unreadable"})
+
+
+def not_an_image(problems: Iterable[Problem]) -> Problem | None:
+    """The problem that says a file is no image at all, if one does."""
+    return next((p for p in problems if p.code in NOT_AN_IMAGE_CODES), None)
+
+
 class Action(str, Enum):
     """What one batch does with one image."""
 

@@ -9,13 +9,14 @@ cached probes, others get a header-only probe.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 from .models import Constraints, ProbedImage, ScannedFile, Status
-from .plan import ActionTally, decide
+from .plan import ActionTally, decide, not_an_image
 from .probe import probe_file
 from .scan import iter_files
 from .store import Store, StoreError
@@ -35,7 +36,7 @@ class QueueCounts:
     checked: int = 0  # already answered by the selected provider (checked or rejected)
     failed: int = 0  # the provider's last check failed: "Retry failed" takes these
     complete: bool = False
-    error: str | None = None  # the item could not be scanned at all, in a sentence
+    error: str | None = None  # the item could not be scanned at all, or is no image, in a sentence
 
     def __add__(self, other: "QueueCounts") -> "QueueCounts":
         return QueueCounts(
@@ -132,7 +133,9 @@ def count_images(
         known = store.known_statuses(job.provider_id) if store else {}
         counts = QueueCounts()
         batch: list[ScannedFile] = []
+        named = os.path.isfile(job.root)  # a file the user named: it is counted even if no image
         for f in iter_files([job.root], recursive=job.recursive):
+            f = replace(f, named=named)
             if cancel.is_set():
                 return None
             batch.append(f)
@@ -170,6 +173,7 @@ def _count_batch(
     stored = store.cached_probes(misses) if store and misses else {}
     images = 0
     actions = ActionTally()
+    refusal = counts.error
     for f in batch:
         if cancel.is_set():
             break
@@ -181,6 +185,9 @@ def _count_batch(
         if probe is None:
             continue
         images += 1
+        if f.named and not_an_image(probe.problems):
+            refusal = not_an_image(probe.problems).message
         status = known.get(probe.sha256) if probe.sha256 else None
         actions.add(*decide(probe, status, job.constraints))
-    return counts + QueueCounts(images, actions.invalid, actions.known, actions.failed_before)
+    added = QueueCounts(images, actions.invalid, actions.known, actions.failed_before)
+    return replace(counts + added, error=refusal)

@@ -20,6 +20,7 @@ from typing import BinaryIO
 from PIL import Image, UnidentifiedImageError
 
 from .models import Problem, ProbedImage, ScannedFile
+from .scan import file_path
 
 try:  # iPhone HEIC/HEIF: readable when pillow-heif is installed (a dependency; optional here)
     import pillow_heif
@@ -98,7 +99,7 @@ def probe_file(
         not claim one.
     """
     try:
-        with open(f.path, "rb") as fh:
+        with open(file_path(f.path), "rb") as fh:
             if os.fstat(fh.fileno()).st_size > stream_over:
                 return _probe_stream(f, fh)
             data = fh.read()

@@ -62,7 +62,7 @@ from .probe import probe_file
 from .quality import Thresholds, measure, warnings_for_answer
 from .providers import CheckContext, DictMemo, Provider
 from .retry import RetryPolicy
-from .scan import UNSTORABLE_NAME, iter_files
+from .scan import UNSTORABLE_NAME, file_path, iter_files, stored_path
 from .store import Store
 from .validate import validate
 from .worklist import PAGE_SIZE, PlannedImage, Worklist
@@ -310,13 +310,13 @@ class BatchRunner:
         last_report = time.monotonic()
         probed = cached
         deep = self.options.deep_check
-        named = {root for root in roots if os.path.isfile(root)}  # files the user named
+        named = {stored_path(root) for root in roots if os.path.isfile(root)}  # files the user named
 
         def probe(f: ScannedFile) -> tuple[ScannedFile, ProbedImage | None, bool]:
             result = probe_file(replace(f, named=True) if f.path in named else f, deep=deep)
             # None also means "could not be opened" for a name that does not claim an image:
             # only a file that was read and is not an image may be forgotten.
-            return f, result, result is not None or os.access(f.path, os.R_OK)
+            return f, result, result is not None or os.access(file_path(f.path), os.R_OK)
 
         for f, result, readable in _bounded_map(probe, worklist.unprobed(), self.options.scan_threads, self._cancel):
             probed += 1
@@ -347,7 +347,7 @@ class BatchRunner:
             for root in roots:
                 # A walk that could not read part of a folder does not know what is gone there.
                 if os.path.isdir(root) and not any(_is_within(path, root) for path in unread):
-                    worklist.prune_unseen(root)
+                    worklist.prune_unseen(stored_path(root))
         yield ScanProgress(files_found, probed, cached, scanning_done=True)
         return tally
 
@@ -572,7 +572,7 @@ class BatchRunner:
             return Outcome(image.sha256, provider.id, image.path, status, problems=item.notes, **kw)
 
         try:
-            data = Path(image.path).read_bytes()
+            data = Path(file_path(image.path)).read_bytes()
         except OSError as exc:
             return _WorkerResult(outcome(Status.FAILED, error_code="unreadable", error=f"The file could not be read: {exc.strerror or exc}."))
         if hashlib.sha256(data).hexdigest() != image.sha256:

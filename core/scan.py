@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from typing import Callable, Iterable, Iterator
 
@@ -64,7 +65,8 @@ def iter_files(
     :param recursive: False to list only the files directly inside root folders.
     :param on_skip: called as ``on_skip(path, reason)`` for a missing root, a dangling
         symlink, a symlink loop, or a folder that cannot be read.
-    :returns: an iterator of :class:`~core.models.ScannedFile` with absolute paths.
+    :returns: an iterator of :class:`~core.models.ScannedFile` with absolute paths, as
+        :func:`stored_path` writes them.
     """
     walk = _Walk(recursive, on_skip or _ignore)
     for root in roots:
@@ -101,7 +103,32 @@ def _reason(error: OSError) -> str:
     return (error.strerror or str(error)).lower()
 
 
-UNSTORABLE_NAME = "its name is not valid UTF-8 (an old archive?): rename it to check it"
+UNSTORABLE_NAME = "its name cannot be written as text (an unpaired surrogate): rename it to check it"
+
+# A byte of a name that is not UTF-8 (an old archive, a Latin-1 disk) reaches Python as a
+# lone surrogate U+DC80..U+DCFF (PEP 383), which neither SQLite nor a CSV file can hold.
+_ESCAPED_BYTE = re.compile(r"\\x([89a-f][0-9a-f])")
+
+
+def stored_path(path: str) -> str:
+    """``path`` as the store, the exports and the messages write it: unchanged when it is
+    text (always on Windows and macOS), else each byte that is not UTF-8 as ``\\xNN``, the
+    way Python and ``ls -b`` spell it. :func:`file_path` turns it back.
+
+    Lossless but for one theoretical case: a file whose name holds the four characters
+    ``\\xe9`` where a neighbour's holds the byte 0xE9 would share one row.
+    """
+    if _storable(path):
+        return path
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c for c in path)
+
+
+def file_path(stored: str | os.PathLike[str]) -> str:
+    """The path to open for a path as :func:`stored_path` wrote it."""
+    stored = os.fspath(stored)
+    if "\\x" not in stored or os.path.lexists(stored):
+        return stored
+    return _ESCAPED_BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), stored)
 
 
 def _storable(name: str) -> bool:
@@ -135,7 +162,7 @@ class _Walk:
             else:
                 self.on_skip(path, _reason(error))
             return
-        if not _storable(path):
+        if not _storable(stored_path(path)):
             self.on_skip(path, UNSTORABLE_NAME)
             return
         if stat.S_ISDIR(st.st_mode):
@@ -144,7 +171,7 @@ class _Walk:
             key = _entry_key(st, path)
             if key not in self.seen_files:
                 self.seen_files.add(key)
-                yield ScannedFile(path, st.st_size, st.st_mtime_ns)
+                yield ScannedFile(stored_path(path), st.st_size, st.st_mtime_ns)
         else:
             self.on_skip(path, "not a regular file or folder")
 
@@ -167,7 +194,7 @@ class _Walk:
                 continue
             if is_junk(entry.name):
                 continue
-            if not _storable(entry.name):
+            if not _storable(stored_path(entry.name)):
                 self.on_skip(entry.path, UNSTORABLE_NAME)
                 continue
             try:
@@ -199,7 +226,7 @@ class _Walk:
             elif entry.is_file():
                 if entry_key not in self.seen_files:
                     self.seen_files.add(entry_key)
-                    yield ScannedFile(entry.path, entry_st.st_size, entry_st.st_mtime_ns)
+                    yield ScannedFile(stored_path(entry.path), entry_st.st_size, entry_st.st_mtime_ns)
 
     def entries(self, path: str) -> Iterator[os.DirEntry[str]] | None:
         """A folder's entries in name order, or None (reported) when it cannot be read."""

@@ -93,6 +93,7 @@ import json
 import math
 import os
 import sqlite3
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -1010,30 +1011,34 @@ class Store:
         as a Decimal (the provider's text, exactly).
         """
         sql, params = _filtered_rows_sql(filter or RowFilter())
-        statuses = {status: 0 for status in ROW_STATUSES}
-        for row in self.db.query(f"SELECT status, COUNT(*) AS n FROM ({sql}) GROUP BY status", params):
-            statuses[row["status"]] = row["n"]
+        # Passes over the rows: counts, distinct contents, then (in Python) problems and
+        # costs, which only invalid and paid rows have, then quality warnings. Without the
+        # warnings, measured on 50,000 rows: about as long as one export pass over them.
         sums = ", ".join(
             f"COALESCE(SUM(verdict_{w} = '{v}'), 0) AS {w}_{v}" for w in VERDICT_RULES for v in VERDICT_VALUES
         )
-        figures = next(
-            self.db.query(
-                f"SELECT {sums}, COALESCE(SUM({_HAS_FACE}), 0) AS with_face,"
-                f" COUNT(DISTINCT sha256) AS images FROM ({sql})",
-                params,
-            )
-        )
-        # Each blocking problem once per row, wherever it is kept (path, content, result).
-        problem_rows = " UNION ".join(
-            f"""SELECT rows.path, rows.provider, json_extract(p.value, '$.code') AS code
-                FROM ({sql}) AS rows, json_each(COALESCE(rows.{column}, '[]')) AS p
-                WHERE COALESCE(json_extract(p.value, '$.blocking'), 1)"""
-            for column in ("file_notes", "image_problems", "result_problems")
-        )
-        problems = {
-            row["code"]: row["n"]
-            for row in self.db.query(f"SELECT code, COUNT(*) AS n FROM ({problem_rows}) GROUP BY code", params)
-        }
+        statuses = {status: 0 for status in ROW_STATUSES}
+        figures: Counter[str] = Counter()
+        for row in self.db.query(
+            f"SELECT status, COUNT(*) AS n, {sums}, COALESCE(SUM({_HAS_FACE}), 0) AS with_face FROM ({sql}) GROUP BY status",
+            params,
+        ):
+            statuses[row.pop("status")] = row.pop("n")
+            figures.update(row)
+        images = next(self.db.query(f"SELECT COUNT(DISTINCT sha256) AS n FROM ({sql})", params))["n"]
+        problems: Counter[str] = Counter()
+        costs: dict[tuple[str, str], str] = {}  # once per content and provider
+        for row in self.db.query(
+            f"""SELECT sha256, provider, cost, CASE WHEN valid = 0
+                THEN json_array(json(file_notes), json(image_problems), json(result_problems)) END AS problems
+                FROM ({sql}) WHERE valid = 0 OR cost IS NOT NULL""",
+            params,
+        ):
+            if row["cost"] is not None:
+                costs[(row["sha256"], row["provider"])] = row["cost"]
+            if row["problems"] is not None:  # an invalid row: each blocking problem once
+                lists = json.loads(row["problems"])
+                problems.update({p["code"] for listed in lists if listed for p in listed if p.get("blocking", True)})
         warnings = {
             row["code"]: row["n"]
             for row in self.db.query(
@@ -1044,16 +1049,9 @@ class Store:
         }
         cost = Decimal(0)
         unreadable = 0
-        cost_rows = self.db.query(
-            f"""
-            SELECT cost FROM results AS r
-            WHERE cost IS NOT NULL AND (r.sha256, r.provider) IN (SELECT sha256, provider FROM ({sql}))
-            """,
-            params,
-        )
-        for row in cost_rows:
+        for text in costs.values():
             try:
-                value: Decimal | None = Decimal(str(row["cost"]).strip())
+                value: Decimal | None = Decimal(str(text).strip())
             except InvalidOperation:
                 value = None
             if value is not None and value.is_finite():
@@ -1062,9 +1060,9 @@ class Store:
                 unreadable += 1
         return RowSummary(
             files=sum(statuses.values()),
-            images=figures["images"],
+            images=images,
             statuses=statuses,
-            problems=problems,
+            problems=dict(problems),
             verdicts={w: {v: figures[f"{w}_{v}"] for v in VERDICT_VALUES} for w in VERDICT_RULES},
             with_face=figures["with_face"],
             warnings=warnings,

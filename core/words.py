@@ -98,16 +98,18 @@ def run_sentence(summary: Summary, *, later: str = "left for a later run") -> st
     return line + "."
 
 
-def open_sentence(failed: int, pending: int, *, retry: str = "--retry-failed") -> str | None:
-    """The one line saying the set is not done, or None when it is. ``retry`` names how to
-    try failures again (a flag on the command line, a button in the app)."""
+def open_sentence(
+    failed: int, pending: int, *, retry: str = "retry with --retry-failed", again: str = "run again to check them"
+) -> str | None:
+    """The one line saying the set is not done, or None when it is. ``retry`` and ``again``
+    say how to go on (a flag on the command line, a button in the app)."""
     if not failed and not pending:
         return None
     parts = []
     if failed:
-        parts.append(f"{failed:,} failed (retry with {retry})")
+        parts.append(f"{failed:,} failed ({retry})")
     if pending:
-        parts.append(f"{pending:,} not checked yet (run again to check them)")
+        parts.append(f"{pending:,} not checked yet ({again})")
     photos = "photo is" if failed + pending == 1 else "photos are"
     return f"Not done: {failed + pending:,} {photos} still open: {' and '.join(parts)}."
 
@@ -146,14 +148,14 @@ def run_summary_text(summary: Summary) -> str:
     return f"Finished in {format_duration(summary.elapsed)}.\n{text}"
 
 
-def totals_sentence(with_face: int, cost: Decimal, failed: int, pending: int, *, retry: str) -> str:
+def totals_sentence(with_face: int, cost: Decimal, failed: int, pending: int, *, retry: str, again: str) -> str:
     """What the files of a run hold now, whatever run checked them: faces, cost, what is
     still open (the figures of :meth:`core.store.Store.summary`)."""
     parts = [f"{plural(with_face, 'image')} with a face"]
     if cost:
         parts.append(f"cost reported by the provider: {money(cost)}")
     line = "; ".join(parts) + "."
-    still_open = open_sentence(failed, pending, retry=retry)
+    still_open = open_sentence(failed, pending, retry=retry, again=again)
     return f"{line}\n{still_open}" if still_open else line
 
 

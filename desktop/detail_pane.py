@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.probe import DECODE_ERRORS
+from core.scan import file_path
 from core.words import VERDICT_LABELS
 
 from .face_overlay import FaceMark, FacePreview, displayed_box, normal_orientation, upright_size
@@ -94,7 +95,7 @@ def load_preview(path: str, crop_paths: tuple[str, ...], token: int = 0) -> Load
     """
     crops = tuple(_load_crop(p) for p in crop_paths)
     try:
-        with Image.open(path) as image:
+        with Image.open(file_path(path)) as image:
             stored_size = image.size
             orientation = normal_orientation(image.getexif().get(ExifTags.Base.Orientation, 1))
             image.draft("RGB", (PREVIEW_SIDE, PREVIEW_SIDE))

@@ -35,6 +35,7 @@ from core.export import FORMATS, export_file, export_rows
 from core.logs import LOG_FILE_NAME
 from core.models import Outcome
 from core.plugins import UnknownProviderError
+from core.scan import stored_path
 from core.session import RunChoices, RunNotReady, prepare_run
 from core.settings import SettingsError
 from core.store import RowFilter, Store, StoreError
@@ -365,7 +366,7 @@ class MainWindow(QMainWindow):
             return False
         provider, settings = runner.provider, self.context.settings
         session = RunSession(runner, roots, parent=self)
-        self._run_scope = RowFilter(provider=provider.id, roots=tuple(os.path.abspath(r) for r in roots))
+        self._run_scope = RowFilter(provider=provider.id, roots=tuple(stored_path(os.path.abspath(r)) for r in roots))
         session.outcomes.connect(self._on_outcomes)
         session.scan_progress.connect(self._on_scan_progress)
         session.files_skipped.connect(self._on_files_skipped)

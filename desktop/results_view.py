@@ -54,6 +54,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.scan import file_path
 from core.store import RowFilter, Store, StoreError
 
 from .detail_pane import DetailPane
@@ -635,12 +636,13 @@ class ResultsPanel(QWidget):
 
     def _open_files(self) -> None:
         for row in self.selected_rows()[:MAX_OPEN]:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(row["path"]))
+            QDesktopServices.openUrl(QUrl.fromLocalFile(file_path(row["path"])))
 
     def _show_in_folder(self) -> None:
         folders: dict[str, str] = {}
         for row in self.selected_rows():
-            folders.setdefault(row["folder"] or os.path.dirname(row["path"]), row["path"])
+            path = file_path(row["path"])
+            folders.setdefault(os.path.dirname(path), path)
         for folder, path in list(folders.items())[:MAX_OPEN]:
             reveal_in_folder(folder, path)
 
@@ -650,7 +652,7 @@ class ResultsPanel(QWidget):
             QGuiApplication.clipboard().setText("\n".join(paths))
 
     def _check_again(self) -> None:
-        paths = list(dict.fromkeys(row["path"] for row in self.selected_rows()))
+        paths = list(dict.fromkeys(file_path(row["path"]) for row in self.selected_rows()))
         if paths:
             self.check_again_requested.emit(paths)
 

@@ -450,7 +450,9 @@ class RunPanel(QWidget):
         if self.last_summary is None or self._declined:
             return
         failed, pending = counts.statuses.get("failed", 0), counts.statuses.get("pending", 0)
-        totals = totals_sentence(counts.with_face, counts.cost, failed, pending, retry="Retry failed")
+        totals = totals_sentence(
+            counts.with_face, counts.cost, failed, pending, retry="press Retry failed", again="press Start to check them"
+        )
         self.stats_label.setText(f"{summary_text(self.last_summary)}\n{totals}")
 
     @Slot(str)

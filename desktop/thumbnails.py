@@ -24,6 +24,7 @@ from PySide6.QtGui import QColor, QGuiApplication, QIcon, QImage, QPainter, QPai
 
 from core.atomic_write import atomic_write
 from core.probe import DECODE_ERRORS
+from core.scan import file_path
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def render_thumbnail(path: str | Path, side: int = THUMBNAIL_SIDE) -> Image.Imag
     :raises OSError, ValueError, SyntaxError, EOFError, PIL.Image.DecompressionBombError:
         the file cannot be decoded.
     """
-    with Image.open(path) as image:
+    with Image.open(file_path(path)) as image:
         # JPEG: decode at 1/2, 1/4 or 1/8 scale straight away; far faster for photos.
         image.draft("RGB", (side * 2, side * 2))
         upright = ImageOps.exif_transpose(image)

@@ -134,3 +134,18 @@ def test_a_cancelled_count_gives_up_and_reports_nothing_more(photos, app_context
         shutil.copy(photos / "china.jpg", many / f"{n}.jpg")
     assert count_images(job, cache, cancel, report) is None
     assert len(reports) == 1
+
+
+def test_a_named_file_that_is_not_an_image_says_so_and_the_run_gives_it_a_row(qtbot, panel, app_context, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a shopping list\n")
+    assert panel.add_paths([notes]) == [str(notes)]
+    counts = _wait_complete(qtbot, panel, notes)
+    assert counts.describe() == "This is not an image."
+    db = app_context.paths.database
+    for _ in BatchRunner(db, app_context.create_provider("local"), RunOptions()).run([notes]):
+        pass
+    with Store(db) as store:
+        [row] = store.query_rows()
+    assert (row["path"], row["status"]) == (str(notes), "invalid")
+    assert [p["message"] for p in row["problems"]] == ["This is not an image."]

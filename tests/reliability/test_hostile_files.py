@@ -32,6 +32,7 @@ from core.export import export_file
 from core.providers import ProviderConfig
 from core.retry import RetryPolicy
 from core.runner import BatchRunner, RunOptions
+from core.scan import file_path
 from core.store import RowFilter, Store
 from plugins.local import LocalProvider
 from tests.conftest import SAMPLES, read_export_csv
@@ -328,7 +329,9 @@ def test_50000_files_in_one_folder_are_scanned_and_reported(tmp_path, roomy_fold
     figures("hostile_files", files_in_one_folder=not_photos + fake_photos, data_lost=fake_photos - stored)
 
 
-def test_a_name_that_is_not_utf8_gets_a_clear_result_and_the_batch_goes_on(tmp_path, photo_folder, make_app):
+def test_a_name_that_is_not_utf8_is_checked_and_exported_without_loss(tmp_path, photo_folder, make_app):
+    """A Latin-1 name (an old archive) is stored as text, ``\\xe9`` for its odd byte, and
+    can be checked, exported, summed up and scanned again: nothing is dropped."""
     root = tmp_path / "photos"
     root.mkdir()
     photos = sorted(photo_folder.iterdir())
@@ -336,13 +339,22 @@ def test_a_name_that_is_not_utf8_gets_a_clear_result_and_the_batch_goes_on(tmp_p
     shutil.copyfile(photos[0], root / latin1_name)
     shutil.copyfile(photos[1], root / "plain.jpg")
     app = make_app(tmp_path / "home", {})
+    db = tmp_path / "results.db"
 
-    events = list(BatchRunner(tmp_path / "results.db", app.create_provider("local"), RunOptions()).run([root]))
+    events = list(BatchRunner(db, app.create_provider("local"), RunOptions()).run([root]))
 
-    assert isinstance(events[-1], Finished) and events[-1].summary.checked >= 1
-    skipped = [e for e in events if isinstance(e, FileSkipped)]
-    with Store(tmp_path / "results.db") as store:
-        files = {row["file"] for row in store.query_rows(RowFilter())}
-    assert "plain.jpg" in files
-    # The odd name is either recorded (in some readable spelling) or skipped with a reason.
-    assert len(files) == 2 or [e.path for e in skipped] == [str(root / latin1_name)]
+    assert [e for e in events if isinstance(e, FileSkipped)] == []
+    assert isinstance(events[-1], Finished) and events[-1].summary.checked == 2
+    with Store(db) as store:
+        rows = {row["file"]: row for row in store.query_rows(RowFilter())}
+        assert set(rows) == {"caf\\xe9.jpg", "plain.jpg"}
+        assert rows["caf\\xe9.jpg"]["status"] == "checked"
+        assert file_path(rows["caf\\xe9.jpg"]["path"]) == str(root / latin1_name)
+        assert store.summary(RowFilter(provider="local", roots=(str(root),))).statuses["checked"] == 2
+        export_file(store, tmp_path / "out.csv")
+        export_file(store, tmp_path / "out.json")
+    check_csv(tmp_path / "out.csv", {"caf\\xe9.jpg", "plain.jpg"}, root)
+    check_json(tmp_path / "out.json", {"caf\\xe9.jpg", "plain.jpg"}, root)
+    # Scanned again: recognised as unchanged, not read or checked twice.
+    again = list(BatchRunner(db, app.create_provider("local"), RunOptions()).run([root]))
+    assert again[-1].summary.checked == 0 and again[-1].summary.skipped_known == 2
