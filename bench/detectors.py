@@ -41,7 +41,9 @@ def iou(a, b) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path, default=PHOTOS, help=f"photos and their README (default {PHOTOS})")
-    parser.add_argument("--repeats", type=int, help=f"detections per photo and backend (default {REPEATS}, --quick {QUICK_REPEATS})")
+    parser.add_argument(
+        "--repeats", type=int, help=f"detections per photo and backend (default {REPEATS}, --quick {QUICK_REPEATS})"
+    )
     args = parser.parse_args(argv)
     repeats = args.repeats or (QUICK_REPEATS if args.quick else REPEATS)
 

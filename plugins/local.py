@@ -38,7 +38,6 @@ CROP_MARGIN = 0.2
 DEFAULT_THRESHOLD = 0.6
 
 
-
 def _backend(preferred: str) -> Backend:
     """The detector that answers here (see ``plugins.detectors.ORDER``).
 

@@ -21,7 +21,7 @@ from typing import ClassVar
 from PIL import Image
 
 #: Longest side a detector sees. libfacedetection warns above 960 px; at 640 px every backend
-#: found every sample face, and a detection takes 11 to 40 ms on 2 cores (README, "local").
+#: found every sample face (README, "local", has the times).
 DETECT_SIDE = 640
 
 #: Backend names, in the order they are tried: libfacedetection through the pinned yuface
@@ -100,6 +100,8 @@ def choose(preferred: str = AUTO) -> Backend:
     :raises KeyError: ``preferred`` names no backend.
     :raises ImportError: none can be loaded; the message names each and why.
     """
+    if preferred in _chosen:  # a backend that loaded stays loaded: no need to try again
+        return _chosen[preferred]
     names = ORDER if preferred == AUTO else (preferred,)
     reasons = []
     for name in names:
@@ -109,5 +111,9 @@ def choose(preferred: str = AUTO) -> Backend:
         except ImportError as exc:
             reasons.append(f"{name}: {exc}")
             continue
+        _chosen[preferred] = candidate
         return candidate
     raise ImportError("; ".join(reasons))
+
+
+_chosen: dict[str, Backend] = {}

@@ -2,7 +2,7 @@
 run side by side.
 
 yuface's weights are compiled into its wheel (BSD-3). It publishes wheels for CPython 3.11 on
-Linux and Windows only (pyproject.toml installs it there); elsewhere the next backend serves.
+x86-64 Linux and Windows only (pyproject.toml installs it there); elsewhere the next backend serves.
 """
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ _FACEDETECT_SYMBOLS = ("_Z14facedetect_cnnPhS_iii", "?facedetect_cnn@@YAPEAHPEAE
 # out otherwise, so the ctypes call is used only with the release this was read from (pinned
 # in pyproject.toml); with any other, yuface's wrapper.
 _VERIFIED_YUFACE = "2023.5.1"
-# OpenMP runtimes a platform's wheel loads from outside the package, by loader name (already
-# loaded by then, so the loader hands back the same copy).
-OPENMP_RUNTIMES = {"win32": ("vcomp140.dll",)}
 _RESULT_BUFFER_BYTES = 0x9000
 _FACE_SHORTS = 16
 _MOST_FACES = 1024
+# OpenMP runtimes a platform's wheel loads from outside the package, by loader name (already
+# loaded by then, so the loader hands back the same copy).
+OPENMP_RUNTIMES = {"win32": ("vcomp140.dll",)}
+
 
 def _import_yuface() -> ModuleType:
     """Import yuface, with OpenMP told to sleep rather than spin between calls.

