@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 from core.events import ImageFinished, Waiting
+from core.pacing import PacingPolicy
 from core.retry import RetryPolicy
 from core.runner import BatchRunner, RunOptions
 from tests.fakes import Succeed
@@ -89,3 +90,36 @@ def test_calls_in_flight_settle_at_what_a_busy_account_allows(tmp_path, photo_fo
     assert refused / len(second_half) < 0.25, refused
     settled = [e.progress.concurrency for e in finished[len(finished) // 2 :]]
     assert set(settled) <= {1, 2, 3} and max(set(settled), key=settled.count) in (2, 3), settled
+
+
+def most_at_once(records) -> int:
+    """The most requests of ``records`` the fake was handling at the same moment."""
+    edges = sorted([(r.arrived, 1) for r in records] + [(r.finished, -1) for r in records])
+    most = current = 0
+    for _, step in edges:
+        current += step
+        most = max(most, current)
+    return most
+
+
+def test_a_service_down_is_probed_one_call_at_a_time_then_the_batch_resumes(tmp_path, photo_folder, comet, make_app):
+    app = make_app(tmp_path / "home", {"KLING_PREFLIGHT_COMETAPI_KEY": comet.key})
+    provider = app.create_provider("cometapi", {"base_url": comet.base_url, "concurrency": 4})
+    comet.latency = 0.01
+    unavailable = Respond(503, "Service Unavailable")  # the gateway's: not processed, free to retry
+    comet.enqueue("recognize", *[Succeed()] * 5, *[unavailable] * 24)
+    folder = some_photos(photo_folder, tmp_path / "photos", 30)
+    options = RunOptions(seed=SEED, retry=RetryPolicy(base_delay=0.001, cap=0.01, max_attempts=30),
+                         pacing=PacingPolicy(probe_wait=0.01, probe_wait_cap=0.05))  # fmt: skip
+
+    events = list(BatchRunner(tmp_path / "results.db", provider, options).run([folder]))
+
+    said = [str(e) for e in events if isinstance(e, Waiting)]
+    assert len(said) == 1 and "looks down (8 calls in a row failed)" in said[0], said
+    assert all(e.outcome.status.value == "checked" for e in events if isinstance(e, ImageFinished))
+    log = settled_requests(comet)
+    refused = [r for r in log if r.status == 503]
+    assert len(refused) == 24
+    # The first eight made it "down" (up to four at once); the probes after them went alone.
+    assert most_at_once(refused[12:]) == 1
+    assert most_at_once(log) > 1  # and the batch ran four at once before and after
