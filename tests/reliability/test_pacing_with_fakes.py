@@ -12,7 +12,7 @@ from core.events import ImageFinished, Waiting
 from core.pacing import PacingPolicy
 from core.retry import RetryPolicy
 from core.runner import BatchRunner, RunOptions
-from tests.fakes import Succeed
+from tests.fakes import Respond, Succeed
 from tests.fakes.cometapi import kling_error
 from tests.fakes.useapi import USEAPI_ERRORS
 from tests.reliability.test_faults import SEED, comet_sha, settled_requests, stored_rows
