@@ -34,7 +34,7 @@ def test_decide_is_the_rule_for_every_case():
         (image(), Status.REJECTED, PlanChoices(), Action.KNOWN),
         (image(), Status.FAILED, PlanChoices(), Action.FAILED_BEFORE),
         (image(), Status.FAILED, PlanChoices(retry_failed=True), Action.CHECK),
-        (image(), None, PlanChoices(retry_failed=True), Action.SKIP),
+        (image(), None, PlanChoices(retry_failed=True), Action.CHECK),  # never checked: not done yet
         (image(), Status.CHECKED, PlanChoices(force=True), Action.CHECK),
         (image(width=200), None, PlanChoices(), Action.INVALID),
         (image(width=200), Status.INVALID, PlanChoices(), Action.INVALID_KNOWN),
