@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import QSettings, QSize, Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
@@ -43,10 +43,12 @@ from core.words import missing_sentence
 from .errors import MessageBanner
 from .icons import app_icon, icon
 from .log_pane import LogPane
+from .opener import open_path
 from .queue_panel import QueuePanel
 from .results_view import ResultsPanel
 from .run_panel import RunPanel, summary_text
 from .settings_dialog import SettingsDialog
+from .shortcuts_dialog import ShortcutsDialog, shortcut_rows
 from .worker import RunSession, call_in_background
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,7 @@ class MainWindow(QMainWindow):
         self._skipped: list[FileSkipped] = []  # paths the current run could not use
         self._close_when_stopped = False
         self._closed = False
+        self.quit_question: QMessageBox | None = None
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
 
@@ -134,6 +137,11 @@ class MainWindow(QMainWindow):
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
         self.settings_action = self._action("settings", "&Settings…", self.open_settings, ["Ctrl+,"], "Provider keys, addresses and limits")
         self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        self.shortcuts_action = self._action(None, "&Keyboard shortcuts", self.show_shortcuts, ["F1"], "Every key the window answers")
+        self.open_data_action = self._action("folder", "Open &data folder", lambda: self._open(self.context.paths.home),
+                                             tip="The folder with the results database, settings and log")
+        self.open_log_action = self._action("log", "Open &log file", lambda: self._open(self.context.paths.logs / LOG_FILE_NAME),
+                                            tip="The app's log file, with everything the log pane ever showed")
         self.about_action = self._action("about", "&About Kling Preflight", self.show_about)
         self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
 
@@ -206,6 +214,11 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self.log_action)
 
         help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.shortcuts_action)
+        help_menu.addSeparator()
+        help_menu.addAction(self.open_data_action)
+        help_menu.addAction(self.open_log_action)
+        help_menu.addSeparator()
         help_menu.addAction(self.about_action)
 
     def _make_toolbar(self) -> None:
@@ -237,6 +250,9 @@ class MainWindow(QMainWindow):
         self.results.check_again_requested.connect(lambda paths: self.start_run(paths=paths, force=True))
         self.results.export_requested.connect(self.export)
         self.results.error.connect(self.show_error)
+        # Esc never stops a run: it clears the search or closes what is open.
+        self.escape_shortcut = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
+        self.escape_shortcut.activated.connect(self.escape)
         self._update_run_controls()
 
     # -- messages -------------------------------------------------------------------------
@@ -247,6 +263,25 @@ class MainWindow(QMainWindow):
 
     def show_info(self, message: str) -> None:
         self.banner.show_message(message, "info")
+
+    @Slot()
+    def escape(self) -> None:
+        """Esc: clear the search, else close the message, else hide the log pane."""
+        search = self.results.filter_bar.search
+        if search.text():
+            search.clear()
+            self.results.filter_bar.flush()
+        elif search.hasFocus():
+            self.results.table.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        elif self.banner.isVisible():
+            self.banner.hide()
+        elif self.log_pane.isVisible():
+            self.log_pane.hide()
+
+    def _open(self, path: Path) -> None:
+        problem = open_path(path)
+        if problem:
+            self.show_error(problem)
 
     # -- the queue ------------------------------------------------------------------------
 
@@ -359,6 +394,7 @@ class MainWindow(QMainWindow):
         session.files_skipped.connect(self._on_files_skipped)
         session.halted.connect(self._on_halted)
         session.failed.connect(self.show_error)
+        session.failed.connect(lambda _message: self.statusBar().clearMessage())  # "Checking with…" is over
         session.finished.connect(self._on_run_finished)
         session.ended.connect(self._on_run_ended)
         self.session = session
@@ -393,7 +429,10 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_halted(self, halted: ProviderHalted) -> None:
-        self.show_error(f"{halted.message} The remaining photos were not sent.")
+        provider = self.context.registry.providers.get(halted.provider)
+        label = provider.label if provider is not None else halted.provider
+        self.banner.show_message(f"{label} could not be used. {halted.message} The remaining photos were not sent.",
+                                 "error", ("Open Settings", self.open_settings))
 
     @Slot(object)
     def _on_run_finished(self, summary: Summary) -> None:
@@ -522,6 +561,20 @@ class MainWindow(QMainWindow):
         self._update_run_controls()
         self.statusBar().showMessage("Settings saved.", 4000)
 
+    def all_actions(self) -> list[QAction]:
+        """The window's actions with their shortcuts, as Help → Keyboard shortcuts lists them."""
+        panel = self.run_panel
+        return [self.add_folder_action, self.add_files_action, panel.start_action, panel.pause_action, panel.stop_action,
+                panel.retry_action, self.export_filter_action, self.export_all_action, self.log_action,
+                self.settings_action, self.shortcuts_action, self.quit_action]
+
+    @Slot()
+    def show_shortcuts(self) -> None:
+        dialog = ShortcutsDialog(shortcut_rows(self.all_actions()), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.shortcuts_dialog = dialog
+        dialog.open()
+
     @Slot()
     def show_about(self) -> None:
         paths = self.context.paths
@@ -577,11 +630,13 @@ class MainWindow(QMainWindow):
         settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if self.session is not None and self.session.running and not self._close_when_stopped:
+            event.ignore()
+            self._ask_before_quitting()
+            return
         if self.session is not None and self.session.running:
             # Never block the window on a run: stop it, and close once its results are saved.
-            self._close_when_stopped = True
             self.session.stop()
-            self.show_info("Stopping the run: the window closes once the results so far are saved.")
             event.ignore()
             return
         if not self._closed:
@@ -592,6 +647,37 @@ class MainWindow(QMainWindow):
             self.results.shutdown()
             self.log_pane.detach()
         event.accept()
+
+
+    def quit_now(self) -> None:
+        """Close without asking: a run going is stopped first, and the window closes once its
+        results are saved (never blocking the window on a run)."""
+        self._close_when_stopped = True
+        if self.session is not None and self.session.running:
+            self.show_info("Stopping the run: the window closes once the results so far are saved.")
+        self.close()
+
+    def _ask_before_quitting(self) -> None:
+        if self.quit_question is not None:
+            self.quit_question.raise_()
+            return
+        question = QMessageBox(QMessageBox.Icon.Question, "Quit while checking?", "A run is going. Stop it and quit?",
+                               QMessageBox.StandardButton.NoButton, self)
+        question.setInformativeText("The results so far are kept; Start goes on with the rest next time.")
+        quit_button = self.quit_yes = question.addButton("Stop and quit", QMessageBox.ButtonRole.AcceptRole)
+        keep = question.addButton("Keep running", QMessageBox.ButtonRole.RejectRole)
+        question.setDefaultButton(keep)
+        question.setEscapeButton(keep)
+
+        def answered() -> None:
+            self.quit_question = None
+            question.deleteLater()
+            if question.clickedButton() is quit_button:
+                self.quit_now()
+
+        question.finished.connect(answered)
+        self.quit_question = question
+        question.open()
 
 
 def _local_paths(urls: Iterable[QUrl]) -> list[str]:
