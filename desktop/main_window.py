@@ -157,7 +157,7 @@ class MainWindow(QMainWindow):
         line.setFrameShadow(QFrame.Shadow.Sunken)
         column.addWidget(line)
         column.addWidget(self.run_panel)
-        left.setMinimumWidth(280)
+        left.setMinimumWidth(260)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("mainSplitter")
@@ -166,7 +166,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setChildrenCollapsible(False)
-        self.splitter.setSizes([300, FIRST_SIZE[0] - 300])
+        self.splitter.setSizes([270, FIRST_SIZE[0] - 270])
 
         central = QWidget()
         layout = QVBoxLayout(central)

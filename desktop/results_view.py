@@ -49,14 +49,16 @@ from PySide6.QtWidgets import (
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QTableView,
-    QToolBar,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from core.store import RowFilter, Store, StoreError
 
+from .column_menu import header_menu, status_width
 from .detail_pane import DetailPane
+from .flow_layout import FlowLayout
 from .results_model import COLUMN_INDEX, COLUMNS, ResultsModel, is_row, row_key
 from .thumbnails import ThumbnailCache
 
@@ -72,6 +74,7 @@ QUICK_FILTERS: Mapping[str, tuple[str, Mapping[str, Any]]] = {
     "no_face": ("No face", {"has_face": False}),
     "avatar": ("Ready for avatar", {"verdict": "avatar"}),
     "tryon": ("Ready for try-on", {"verdict": "tryon"}),
+    "asset": ("Ready as subject", {"verdict": "asset"}),
 }
 QUICK_FILTER_TIPS: Mapping[str, str] = {
     "all": "Every file",
@@ -82,6 +85,7 @@ QUICK_FILTER_TIPS: Mapping[str, str] = {
     "no_face": "Photos where no face was found",
     "avatar": "Photos ready for an avatar: head and face found",
     "tryon": "Photos ready for virtual try-on: head and clothing found",
+    "asset": "Photos ready as a subject or asset: a main subject found",
 }
 
 #: Empty states: a headline and what to do next.
@@ -99,6 +103,9 @@ MAX_OPEN = 10
 #: Selections larger than this are not restored by key after a refresh (rows keep their numbers).
 MAX_RESTORED = 200
 ROW_HEIGHT = 60
+#: Columns hidden until the user shows them (right-click the header), so that at 1280 pixels
+#: wide the Problems column has room; the detail pane shows all of them for the selected photo.
+HIDDEN_AT_FIRST = ("head_seg", "face_seg", "cloth_seg", "object_seg", "dimensions", "size", "folder", "provider", "error")
 THUMBNAIL_SIZE = QSize(52, 52)
 
 
@@ -127,7 +134,7 @@ class FilterBar(QWidget):
         self.search.setPlaceholderText("Search names and folders")
         self.search.setClearButtonEnabled(True)
         self.search.setMinimumWidth(180)
-        self.search.setMaximumWidth(320)
+        self.search.setMaximumWidth(420)
         # A folder dropped here must reach the window (to be queued), not become search text.
         self.search.setAcceptDrops(False)
         self._debounce = QTimer(self)
@@ -137,13 +144,10 @@ class FilterBar(QWidget):
         self.search.textChanged.connect(self._debounce.start)
         self.search.returnPressed.connect(self.flush)
 
-        # A tool bar, so that in a narrow window the filters that do not fit move to its
-        # overflow menu instead of forcing the window wider.
-        self.quick_bar = QToolBar(self)
-        self.quick_bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.quick_bar.setMovable(False)
-        self.quick_bar.setFloatable(False)
-        self.quick_bar.setStyleSheet("QToolBar { border: none; background: transparent; }")
+        # Their own row, wrapping onto a second line when the width runs out: every quick
+        # filter stays in sight at any width and scaling (an overflow menu hid them).
+        self.quick_row = QWidget(self)
+        chips = FlowLayout(self.quick_row)
         self._quick_group = QActionGroup(self)
         self._quick_group.setExclusive(True)
         self.quick_actions: dict[str, QAction] = {}
@@ -152,14 +156,20 @@ class FilterBar(QWidget):
             action.setToolTip(QUICK_FILTER_TIPS[key])
             action.setCheckable(True)
             action.setData(key)
-            self.quick_bar.addAction(action)
+            chip = QToolButton(self.quick_row)
+            chip.setDefaultAction(action)
+            chip.setAutoRaise(True)
+            chip.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            chips.addWidget(chip)
             self.quick_actions[key] = action
         self.quick_actions["all"].setChecked(True)
         self._quick_group.triggered.connect(lambda _: self.changed.emit())
 
         self.provider = QComboBox(self)
         self.provider.setToolTip("Show the results of one provider")
-        self.provider.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # Compact: as wide as a short name, whatever the providers are called.
+        self.provider.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.provider.setMinimumContentsLength(12)
         self.provider.addItem("All providers", None)
         self.provider.setVisible(False)
         self.provider.currentIndexChanged.connect(lambda _: self.changed.emit())
@@ -169,15 +179,18 @@ class FilterBar(QWidget):
         self.export.setToolTip("Export the rows this filter shows, as CSV or JSON")
         self.export.clicked.connect(self.export_clicked)
 
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(6, 4, 6, 4)
-        layout.addWidget(self.search)
-        layout.addSpacing(8)
-        layout.addWidget(self.quick_bar, 1)
-        layout.addWidget(self.provider)
-        layout.addWidget(self.count)
-        layout.addSpacing(8)
-        layout.addWidget(self.export)
+        top = QHBoxLayout()
+        top.addWidget(self.search, 1)
+        top.addWidget(self.provider)
+        top.addStretch(0)
+        top.addWidget(self.count)
+        top.addSpacing(8)
+        top.addWidget(self.export)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 2)
+        layout.setSpacing(2)
+        layout.addLayout(top)
+        layout.addWidget(self.quick_row)
 
     def quick(self) -> str:
         action = self._quick_group.checkedAction()
@@ -313,6 +326,7 @@ class ResultsPanel(QWidget):
         self._problem = ""
         self._last_emitted: dict[str, Any] | None = None
         self._refresh_cost = 0.0
+        self._columns_chosen = False  # the user picked columns (header menu, or a saved header)
         # A refresh under way in the background: the selection (row, key) and current row to put back.
         self._live: tuple[list[tuple[int, tuple]], dict[str, Any] | None] | None = None
 
@@ -339,7 +353,7 @@ class ResultsPanel(QWidget):
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setChildrenCollapsible(False)
-        self.splitter.setSizes([900, 380])
+        self.splitter.setSizes([1000, 290])  # at 1280 pixels the table needs every one
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -478,6 +492,7 @@ class ResultsPanel(QWidget):
         """Keep column widths and order, sort, splitter and filter in ``settings``."""
         settings.setValue("results/header", self.table.horizontalHeader().saveState())
         settings.setValue("results/splitter", self.splitter.saveState())
+        settings.setValue("results/columns_chosen", self._columns_chosen)
         settings.setValue("results/quick_filter", self.filter_bar.quick())
         settings.setValue("results/search", self.filter_bar.search.text())
         settings.setValue("results/provider", self.filter_bar.provider_id() or "")
@@ -487,7 +502,8 @@ class ResultsPanel(QWidget):
         header = self.table.horizontalHeader()
         header_state = settings.value("results/header")
         if header_state is not None and header.restoreState(header_state):
-            header.setSectionResizeMode(COLUMN_INDEX["thumbnail"], QHeaderView.ResizeMode.Fixed)
+            self._fix_header_modes(header)
+            self._columns_chosen = str(settings.value("results/columns_chosen", "false")).lower() == "true"
             self.model.sort(header.sortIndicatorSection(), header.sortIndicatorOrder())
         splitter_state = settings.value("results/splitter")
         if splitter_state is not None:
@@ -529,15 +545,36 @@ class ResultsPanel(QWidget):
         header = table.horizontalHeader()
         header.setSectionsMovable(True)
         header.setHighlightSections(False)
-        header.setStretchLastSection(True)
+        # Problems takes the spare width (it holds the sentences); the last column does not.
+        header.setStretchLastSection(False)
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         for n, column in enumerate(COLUMNS):
             header.resizeSection(n, column.width)
-        header.setSectionResizeMode(COLUMN_INDEX["thumbnail"], QHeaderView.ResizeMode.Fixed)
-        table.setColumnHidden(COLUMN_INDEX["provider"], True)
+        self._fix_header_modes(header)
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        header.customContextMenuRequested.connect(self._show_header_menu)
+        for key in HIDDEN_AT_FIRST:
+            table.setColumnHidden(COLUMN_INDEX[key], True)
         table.selectionModel().selectionChanged.connect(lambda *_: self._emit_selection())
         table.selectionModel().currentChanged.connect(lambda *_: self._emit_selection())
         return table
+
+    def _fix_header_modes(self, header: QHeaderView) -> None:
+        """The thumbnail column keeps its size, Problems stretches, Status fits its longest word."""
+        header.setSectionResizeMode(COLUMN_INDEX["thumbnail"], QHeaderView.ResizeMode.Fixed)
+        header.setSectionResizeMode(COLUMN_INDEX["problems"], QHeaderView.ResizeMode.Stretch)
+        status = COLUMN_INDEX["status"]
+        header.resizeSection(status, max(header.sectionSize(status), status_width(header)))
+
+    @Slot(QPoint)
+    def _show_header_menu(self, position: QPoint) -> None:
+        menu = header_menu(self.table, COLUMNS, self._on_column_chosen)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.header_menu = menu
+        menu.popup(self.table.horizontalHeader().mapToGlobal(position))
+
+    def _on_column_chosen(self) -> None:
+        self._columns_chosen = True  # the user's choice now beats showing Provider by itself
 
     def _make_actions(self) -> None:
         def action(text: str, slot, shortcut=None, tip: str = "") -> QAction:
@@ -688,7 +725,8 @@ class ResultsPanel(QWidget):
             known = self._context.registry.providers
             providers = [(pid, known[pid].label if pid in known else pid) for pid in ids]
         self.filter_bar.set_providers(providers)
-        self.table.setColumnHidden(COLUMN_INDEX["provider"], len(providers) <= 1)
+        if not self._columns_chosen:
+            self.table.setColumnHidden(COLUMN_INDEX["provider"], len(providers) <= 1)
 
     def _update_empty_state(self) -> None:
         count = self.model.rowCount()

@@ -25,6 +25,7 @@ QUICK_EXPECTATIONS = {
     "no_face": lambda s: s.has_no_face,
     "avatar": lambda s: s.avatar,
     "tryon": lambda s: s.tryon,
+    "asset": lambda s: s.asset,
 }
 
 
