@@ -756,8 +756,10 @@ def _filtered_rows_sql(filter: RowFilter) -> tuple[str, dict[str, Any]]:
     if filter.has_face is not None:
         conditions.append(_HAS_FACE if filter.has_face else _HAS_NO_FACE)
     if filter.text:
-        conditions.append("instr(casefold(path), :text) > 0")
-        params["text"] = _casefold(filter.text)
+        # Each word separately, all of them (``fr obama`` finds ``/fr/obama.jpg``).
+        for n, word in enumerate(_casefold(filter.text).split()):
+            conditions.append(f"instr(casefold(path), :text{n}) > 0")
+            params[f"text{n}"] = word
     if filter.paths_under is not None:
         where, under = under_clause("path", filter.paths_under)
         conditions.append(where)

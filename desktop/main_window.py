@@ -33,7 +33,7 @@ from core.context import AppContext
 from core.events import FileSkipped, ProviderHalted, ScanProgress, Summary
 from core.export import FORMATS, export_file, export_rows
 from core.logs import LOG_FILE_NAME
-from core.models import Outcome
+from core.models import Outcome, Status
 from core.plugins import UnknownProviderError
 from core.session import RunChoices, RunNotReady, prepare_run
 from core.settings import SettingsError
@@ -45,8 +45,8 @@ from .icons import app_icon, icon
 from .log_pane import LogPane
 from .opener import open_path
 from .queue_panel import QueuePanel
-from .results_view import ResultsPanel
-from .run_panel import RunPanel, summary_text
+from .results_view import ResultsPanel, reveal_in_folder
+from .run_panel import RunPanel, queue_hint, summary_text
 from .settings_dialog import SettingsDialog
 from .shortcuts_dialog import ShortcutsDialog, shortcut_rows
 from .worker import RunSession, call_in_background
@@ -245,6 +245,8 @@ class MainWindow(QMainWindow):
         self.queue.changed.connect(self._update_run_controls)
         self.queue.counts_changed.connect(self._update_run_controls)
         self.run_panel.provider_changed.connect(self.queue.set_provider)
+        self.queue.item_chosen.connect(self.results.filter_bar.set_scope)
+        self.queue.cleared.connect(self._on_queue_cleared)
         self.run_panel.start_requested.connect(lambda retry: self.start_run(retry_failed=retry))
         self.run_panel.settings_requested.connect(self.open_settings)
         self.results.check_again_requested.connect(lambda paths: self.start_run(paths=paths, force=True))
@@ -320,6 +322,18 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Queued {len(added)} item{'s' if len(added) != 1 else ''}.", 4000)
         return added
 
+    @Slot(list)
+    def _on_queue_cleared(self, paths: list[str]) -> None:
+        self.results.filter_bar.set_scope(None)
+        n = len(paths)
+        self.banner.show_message(f"The queue was emptied ({n:,} item{'s' if n != 1 else ''}).", "info",
+                                 ("Undo", lambda: (self.queue.add_paths(paths), self.banner.hide())))
+
+    def _scanned_folder(self) -> str:
+        """Where an export goes first: the first queued folder, else the last one used."""
+        folders = [p for p in self.queue.roots() if os.path.isdir(p)]
+        return folders[0] if folders else self._last_folder()
+
     def _last_folder(self) -> str:
         recent = self.context.settings.recent_folders
         return recent[0] if recent and os.path.isdir(recent[0]) else str(Path.home())
@@ -354,7 +368,8 @@ class MainWindow(QMainWindow):
     @Slot()
     def _update_run_controls(self) -> None:
         totals = self.queue.totals()
-        self.run_panel.set_queue_state(bool(self.queue.roots()), totals.failed)
+        has_items = bool(self.queue.roots())
+        self.run_panel.set_queue_state(has_items, totals.failed, queue_hint(totals, has_items))
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -408,13 +423,16 @@ class MainWindow(QMainWindow):
                 self.context.save_settings(settings.with_default_provider(provider_id))
             except OSError as exc:
                 log.warning("Could not remember the provider: %s", exc)
-        log.info("Run started with %s over %d item(s)", provider_id, len(roots))
+        log.info("Run started: %s over %s", provider.label, ", ".join(roots) if len(roots) <= 3 else f"{len(roots):,} items")
         session.start()
         return True
 
     @Slot(list)
     def _on_outcomes(self, outcomes: list[Outcome]) -> None:
         self.results.note_outcomes(outcomes)
+        for outcome in outcomes:  # one readable line per photo that did not pass
+            if outcome.status in (Status.FAILED, Status.REJECTED):
+                log.warning("%s %s: %s", outcome.status.value.capitalize(), outcome.path, outcome.error or "no reason given")
 
     @Slot(object)
     def _on_scan_progress(self, scan: ScanProgress) -> None:
@@ -431,6 +449,7 @@ class MainWindow(QMainWindow):
     def _on_halted(self, halted: ProviderHalted) -> None:
         provider = self.context.registry.providers.get(halted.provider)
         label = provider.label if provider is not None else halted.provider
+        log.warning("%s could not be used: %s", label, halted.message)
         self.banner.show_message(f"{label} could not be used. {halted.message} The remaining photos were not sent.",
                                  "error", ("Open Settings", self.open_settings))
 
@@ -438,7 +457,7 @@ class MainWindow(QMainWindow):
     def _on_run_finished(self, summary: Summary) -> None:
         self.results.refresh()
         self.queue.rescan()
-        log.info("Run finished: %s", summary)
+        log.info("Run ended: %s", summary_text(summary).replace("\n", " "))
         self._count_run_files(self._run_scope)
         self.statusBar().showMessage(" ".join(line.rstrip(".") + "." for line in summary_text(summary).splitlines()), 10_000)
         if self._skipped and not summary.halted:
@@ -498,7 +517,7 @@ class MainWindow(QMainWindow):
         if not isinstance(what, list) and not self.db_path.is_file():
             self.show_info("There are no results to export yet: check some photos first.")
             return
-        start = self.window_settings.value("export/folder", str(Path.home()))
+        start = self.window_settings.value("export/folder") or self._scanned_folder()
         suggested = str(Path(start) / "kling-preflight-results.csv")
         path_text, chosen = QFileDialog.getSaveFileName(self, "Export results", suggested, ";;".join(EXPORT_FILTERS))
         if not path_text:
@@ -520,7 +539,8 @@ class MainWindow(QMainWindow):
 
     def _on_exported(self, path: Path, rows: int) -> None:
         self.statusBar().showMessage(f"Wrote {rows:,} rows to {path}", 10_000)
-        self.banner.show_message(f"Exported {rows:,} rows to {path}.", "success")
+        self.banner.show_message(f"Exported {rows:,} rows to {path}.", "success",
+                                 ("Show in folder", lambda: reveal_in_folder(str(path.parent), str(path))))
         self.export_finished.emit(str(path), rows)
 
     def _on_export_failed(self, path: Path, exc: BaseException) -> None:
@@ -601,6 +621,10 @@ class MainWindow(QMainWindow):
         splitter = settings.value("window/splitter")
         if splitter is not None:
             self.splitter.restoreState(splitter)
+        queued = settings.value("queue/paths")
+        if queued:
+            # Quietly: a folder gone since last time is simply not queued again.
+            self.queue.add_paths([p for p in ([queued] if isinstance(queued, str) else queued) if os.path.exists(p)])
         recursive = settings.value("queue/recursive")
         if recursive is not None:
             self.queue.set_recursive(str(recursive).lower() in ("true", "1"))
@@ -626,6 +650,7 @@ class MainWindow(QMainWindow):
         settings.setValue("window/state", self.saveState())
         settings.setValue("window/splitter", self.splitter.saveState())
         settings.setValue("queue/recursive", self.queue.recursive())
+        settings.setValue("queue/paths", self.queue.roots())
         self.results.save_state(settings)
         settings.sync()
 

@@ -19,9 +19,9 @@ def open_path(path: str | os.PathLike) -> str:
     :returns: "" when it opened, else a sentence saying why not.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        return f"{path} is no longer there."
     if QDesktopServices.openUrl(QUrl.fromLocalFile(path)):
         return ""
+    if not os.path.exists(path):
+        return f"{path} is no longer there."
     kind = "folder" if os.path.isdir(path) else "file"
     return f"Nothing on this computer is set to open the {kind} {path}. Show it in its folder, or set a default app for it."

@@ -15,6 +15,7 @@ import os
 import sqlite3
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -59,6 +60,7 @@ from core.store import RowFilter, Store, StoreError
 from .column_menu import header_menu, status_width
 from .detail_pane import DetailPane
 from .flow_layout import FlowLayout
+from .opener import open_path
 from .results_model import COLUMN_INDEX, COLUMNS, ResultsModel, is_row, row_key
 from .thumbnails import ThumbnailCache
 
@@ -174,6 +176,11 @@ class FilterBar(QWidget):
         self.provider.setVisible(False)
         self.provider.currentIndexChanged.connect(lambda _: self.changed.emit())
 
+        self.scope: str | None = None
+        self.scope_chip = QPushButton(self)
+        self.scope_chip.setFlat(True)
+        self.scope_chip.hide()
+        self.scope_chip.clicked.connect(lambda: self.set_scope(None))
         self.count = QLabel(self)
         self.export = QPushButton("Export…", self)
         self.export.setToolTip("Export the rows this filter shows, as CSV or JSON")
@@ -182,6 +189,7 @@ class FilterBar(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.search, 1)
         top.addWidget(self.provider)
+        top.addWidget(self.scope_chip)
         top.addStretch(0)
         top.addWidget(self.count)
         top.addSpacing(8)
@@ -227,7 +235,16 @@ class FilterBar(QWidget):
             self.provider.setCurrentIndex(position)
 
     def row_filter(self) -> RowFilter:
-        return row_filter_for(self.quick(), self.search.text(), self.provider_id())
+        chosen = row_filter_for(self.quick(), self.search.text(), self.provider_id())
+        return replace(chosen, roots=(self.scope,)) if self.scope else chosen
+
+    def set_scope(self, path: str | None) -> None:
+        """Show only the photos in ``path`` (a queued folder or file), or everywhere for None."""
+        self.scope = path
+        self.scope_chip.setText(f"In {os.path.basename(path) or path}  ✕" if path else "")
+        self.scope_chip.setToolTip(f"Only the photos in {path}. Click to show every folder." if path else "")
+        self.scope_chip.setVisible(bool(path))
+        self.changed.emit()
 
     def cancel_pending(self) -> None:
         """Forget a search text not applied yet (the window is closing)."""
@@ -494,7 +511,6 @@ class ResultsPanel(QWidget):
         settings.setValue("results/splitter", self.splitter.saveState())
         settings.setValue("results/columns_chosen", self._columns_chosen)
         settings.setValue("results/quick_filter", self.filter_bar.quick())
-        settings.setValue("results/search", self.filter_bar.search.text())
         settings.setValue("results/provider", self.filter_bar.provider_id() or "")
 
     def restore_state(self, settings: QSettings) -> None:
@@ -511,7 +527,7 @@ class ResultsPanel(QWidget):
         self.filter_bar.blockSignals(True)
         quick = settings.value("results/quick_filter", "all")
         self.filter_bar.set_quick(quick if quick in QUICK_FILTERS else "all")
-        self.filter_bar.search.setText(str(settings.value("results/search", "") or ""))
+        # The search text is not brought back: a word typed last week would hide rows unseen.
         self.filter_bar.set_provider_id(settings.value("results/provider") or None)
         self.filter_bar.flush()
         self.filter_bar.blockSignals(False)
@@ -588,10 +604,10 @@ class ResultsPanel(QWidget):
             return act
 
         self.action_open = action("Open", self._open_files, QKeySequence(Qt.Key.Key_Return), "Open with the default app")
-        self.action_show_in_folder = action("Show in Folder", self._show_in_folder, tip="Open the folder that holds it")
-        self.action_copy_paths = action("Copy Path", self._copy_paths, QKeySequence.StandardKey.Copy, "Copy the full path")
-        self.action_check_again = action("Check Again", self._check_again, tip="Check with the provider again, even if known")
-        self.action_export_selection = action("Export Selection…", self._export_selection, tip="Export the selected rows")
+        self.action_show_in_folder = action("Show in folder", self._show_in_folder, tip="Open the folder that holds it")
+        self.action_copy_paths = action("Copy path", self._copy_paths, QKeySequence.StandardKey.Copy, "Copy the full path")
+        self.action_check_again = action("Check again", self._check_again, tip="Check with the provider again, even if known")
+        self.action_export_selection = action("Export selection…", self._export_selection, tip="Export the selected rows")
         find = QAction("Search", self)
         find.setShortcut(QKeySequence.StandardKey.Find)
         find.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -602,9 +618,9 @@ class ResultsPanel(QWidget):
         """The table's context menu for the current selection."""
         count = len(self.table.selectionModel().selectedRows())
         plural = count > 1
-        self.action_copy_paths.setText("Copy Paths" if plural else "Copy Path")
-        self.action_check_again.setText(f"Check {count:,} Again" if plural else "Check Again")
-        self.action_export_selection.setText(f"Export {count:,} Rows…" if plural else "Export Selection…")
+        self.action_copy_paths.setText("Copy paths" if plural else "Copy path")
+        self.action_check_again.setText(f"Check {count:,} again" if plural else "Check again")
+        self.action_export_selection.setText(f"Export {count:,} rows…" if plural else "Export selection…")
         for act in (self.action_open, self.action_show_in_folder, self.action_copy_paths,
                     self.action_check_again, self.action_export_selection):  # fmt: skip
             act.setEnabled(count > 0)
@@ -646,6 +662,7 @@ class ResultsPanel(QWidget):
         self.filter_bar.set_quick("all")
         self.filter_bar.search.clear()
         self.filter_bar.set_provider_id(None)
+        self.filter_bar.set_scope(None)
         self.filter_bar.flush()
         self.filter_bar.blockSignals(False)
         self._apply_filter()
@@ -665,7 +682,10 @@ class ResultsPanel(QWidget):
 
     def _open_files(self) -> None:
         for row in self.selected_rows()[:MAX_OPEN]:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(row["path"]))
+            problem = open_path(row["path"])
+            if problem:
+                self.error.emit(problem)
+                return
 
     def _show_in_folder(self) -> None:
         folders: dict[str, str] = {}

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.preview import QueueCounts
 from core.store import RowSummary
 from core.words import PROVIDER_STATE_WORDS, format_duration, plural, run_summary_text, totals_sentence
 from core.context import AppContext, ProviderState
@@ -142,6 +143,7 @@ class RunPanel(QWidget):
         self._session: RunSession | None = None
         self._state = "idle"  # idle | running | pausing | paused | stopping
         self._has_items = False
+        self._hint = ""
         self._failed = 0
         self.plan_dialog: PlanDialog | None = None
         self.stop_question: QMessageBox | None = None
@@ -324,10 +326,14 @@ class RunPanel(QWidget):
 
     # -- queue state --------------------------------------------------------------------------
 
-    def set_queue_state(self, has_items: bool, failed: int) -> None:
-        """Tell the panel whether anything is queued and how many queued photos failed before."""
+    def set_queue_state(self, has_items: bool, failed: int, hint: str = "") -> None:
+        """Tell the panel whether anything is queued, how many queued photos failed before,
+        and what to say about the queue while no run goes on."""
         self._has_items = has_items
         self._failed = failed
+        if hint and hint != self._hint and self._state == "idle":
+            self.stats_label.setText(hint)  # a changed queue is news: it replaces the last run's words
+        self._hint = hint
         self._update_actions()
 
     def _update_actions(self) -> None:
@@ -343,8 +349,8 @@ class RunPanel(QWidget):
             self.pause_action.setText("&Resume" if paused else "&Pause")
             self.pause_action.setIcon(icon("start" if paused else "pause"))
         self.provider_box.setEnabled(idle)
-        if idle and not self._has_items and self.last_summary is None:
-            self.stats_label.setText("Queue photos, then press Start.")
+        if idle and self.last_summary is None:
+            self.stats_label.setText(self._hint or "Queue photos, then press Start.")
 
     # -- a run ----------------------------------------------------------------------------
 
@@ -555,6 +561,20 @@ class RunPanel(QWidget):
         tint_text(self.waiting_label, level)
         self.waiting_label.setText(text)
         self.waiting_label.show()
+
+
+def queue_hint(counts: QueueCounts, has_items: bool) -> str:
+    """What to do next, from the queue's counts: "40 photos queued (6 invalid). Press Start to check 34." """
+    if not has_items:
+        return "Queue photos, then press Start."
+    if not counts.complete:
+        return "Counting the queued photos…"
+    notes = [f"{counts.invalid:,} invalid"] if counts.invalid else []
+    if counts.checked:
+        notes.append(f"{counts.checked:,} already checked")
+    queued = f"{plural(counts.images, 'photo')} queued" + (f" ({', '.join(notes)})" if notes else "") + "."
+    to_check = max(0, counts.images - counts.invalid - counts.checked)
+    return f"{queued} Press Start to check {to_check:,}." if to_check else f"{queued} Nothing new to check."
 
 
 def _plain(rich: str) -> str:
