@@ -44,6 +44,7 @@ from .errors import MessageBanner
 from .icons import app_icon, icon
 from .log_pane import LogPane
 from .opener import open_path
+from .reach_check import unreachable_sentence
 from .queue_panel import QueuePanel
 from .results_view import ResultsPanel, reveal_in_folder
 from .run_panel import RunPanel, queue_hint, summary_text
@@ -86,6 +87,7 @@ class MainWindow(QMainWindow):
         self._close_when_stopped = False
         self._closed = False
         self.quit_question: QMessageBox | None = None
+        self._reaching = False  # the free reachability check before a paid run is under way
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
 
@@ -379,7 +381,8 @@ class MainWindow(QMainWindow):
         :param retry_failed: check only the images whose last check failed.
         :param paths: files to check instead of the queue ("check again").
         :param force: check again images the provider already answered for.
-        :returns: True when a run started; otherwise the reason is shown in the window.
+        :returns: True when a run started (or starts once the free reachability check of a paid
+            provider has passed); otherwise the reason is shown in the window.
         """
         if self.session is not None:
             self.show_info("A run is already going: stop it first.")
@@ -388,8 +391,41 @@ class MainWindow(QMainWindow):
         if not roots:
             self.show_info("Add a folder of photos to the queue first.")
             return False
+        if self._reaching:
+            return True
         provider_id = self.run_panel.provider_id()
         choices = RunChoices(provider_id=provider_id, recursive=self.queue.recursive(), force=force, retry_failed=retry_failed)
+        base_url = self._remote_base_url(provider_id)
+        if base_url:
+            # A free check that the address answers at all, before a paid run is planned.
+            self._reaching = True
+            self.run_panel.set_queue_state(False, 0, f"Reaching {base_url}…")
+            call_in_background(lambda: unreachable_sentence(base_url),
+                               lambda problem: self._on_reached(problem, choices, roots),
+                               lambda exc: self._on_reached("", choices, roots), self)
+            return True
+        return self._begin_run(choices, roots)
+
+    def _remote_base_url(self, provider_id: str) -> str:
+        try:
+            if not self.context.registry.get(provider_id).remote:
+                return ""
+            return str(self.context.provider_config(provider_id).get("base_url") or "")
+        except (SettingsError, UnknownProviderError):
+            return ""  # prepare_run says what is wrong
+
+    def _on_reached(self, problem: str, choices: RunChoices, roots: list[str]) -> None:
+        self._reaching = False
+        self._update_run_controls()
+        if not problem:
+            self._begin_run(choices, roots)
+            return
+        halted = ProviderHalted(choices.provider_id, problem, unreachable=True)
+        self.run_panel.note_unusable(halted)
+        self._on_halted(halted, sent=False)
+
+    def _begin_run(self, choices: RunChoices, roots: list[str]) -> bool:
+        provider_id = choices.provider_id
         try:
             runner = prepare_run(self.context, self.db_path, choices)
         except RunNotReady as exc:
@@ -446,11 +482,12 @@ class MainWindow(QMainWindow):
         self._skipped.extend(skipped)
 
     @Slot(object)
-    def _on_halted(self, halted: ProviderHalted) -> None:
+    def _on_halted(self, halted: ProviderHalted, sent: bool = True) -> None:
         provider = self.context.registry.providers.get(halted.provider)
         label = provider.label if provider is not None else halted.provider
         log.warning("%s could not be used: %s", label, halted.message)
-        self.banner.show_message(f"{label} could not be used. {halted.message} The remaining photos were not sent.",
+        outcome = "The remaining photos were not sent." if sent else "Nothing was sent."
+        self.banner.show_message(f"{label} could not be used. {halted.message} {outcome}",
                                  "error", ("Open Settings", self.open_settings))
 
     @Slot(object)

@@ -182,8 +182,10 @@ class RunPanel(QWidget):
             button = QToolButton()
             button.setDefaultAction(action)
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-            button.setSizePolicy(button.sizePolicy().Policy.Expanding, button.sizePolicy().Policy.Fixed)
-            buttons.addWidget(button)
+            # Equal thirds whatever the words: "Pause" becoming "Resume" must not move a button.
+            button.setSizePolicy(button.sizePolicy().Policy.Ignored, button.sizePolicy().Policy.Fixed)
+            button.setMinimumWidth(button.sizeHint().width())
+            buttons.addWidget(button, 1)
         retry_row = QHBoxLayout()
         retry = QToolButton()
         retry.setDefaultAction(self.retry_action)
@@ -501,9 +503,13 @@ class RunPanel(QWidget):
         self._show_waiting(text[:1].upper() + text[1:])
 
     @Slot(object)
-    def _on_halted(self, halted: ProviderHalted) -> None:
+    def note_unusable(self, halted: ProviderHalted) -> None:
+        """Show on the indicator that ``halted.provider`` could not be used (until the settings change)."""
         self._trouble[halted.provider] = halted
         self._show_provider_state()
+
+    def _on_halted(self, halted: ProviderHalted) -> None:
+        self.note_unusable(halted)
         self._show_waiting(f"{halted.message} The remaining photos were not sent.", "error")
 
     @Slot(bool)

@@ -148,3 +148,23 @@ def test_new_settings_clear_the_rejected_state(qtbot, window, photos, fake_comet
     _run_with_a_rejected_key(qtbot, window, photos, fake_cometapi)
     window._on_settings_saved()
     assert window.run_panel.provider_indicator().startswith("● Ready")
+
+
+def test_an_unreachable_address_is_told_at_once_before_anything_is_planned(qtbot, window, photos):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    context = window.context
+    context.keystore.set("cometapi", "sk-test-unreachable")
+    context.save_settings(context.settings.with_provider_value("cometapi", "base_url", f"http://127.0.0.1:{port}"))
+    window.run_panel.refresh_providers()
+    window.run_panel.select_provider("cometapi")
+    _queue(qtbot, window, photos)
+    assert window.start_run()
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=WAIT_MS)
+    assert window.session is None and window.run_panel.plan_dialog is None
+    assert "could not be used" in window.banner.text() and "Nothing was sent." in window.banner.text()
+    assert window.run_panel.provider_indicator().startswith("● Unreachable")
+    assert window.run_panel.start_action.isEnabled()
