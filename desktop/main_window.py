@@ -14,8 +14,9 @@ from typing import Any, Iterable
 
 from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import QSettings, QSize, Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QFrame,
     QLabel,
@@ -50,6 +51,7 @@ from .results_view import ResultsPanel, reveal_in_folder
 from .run_panel import RunPanel, queue_hint, summary_text
 from .settings_dialog import SettingsDialog
 from .shortcuts_dialog import ShortcutsDialog, shortcut_rows
+from .theme import THEME_LABELS, THEMES, ThemeSwitcher
 from .worker import RunSession, call_in_background
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,7 @@ class MainWindow(QMainWindow):
         self._closed = False
         self.quit_question: QMessageBox | None = None
         self._reaching = False  # the free reachability check before a paid run is under way
+        self.themes = ThemeSwitcher(QApplication.instance())
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
 
@@ -214,6 +217,15 @@ class MainWindow(QMainWindow):
         self.log_action.setShortcut(QKeySequence("Ctrl+L"))
         self.log_action.setToolTip("Show or hide the log (Ctrl+L)")
         view_menu.addAction(self.log_action)
+        theme_menu = view_menu.addMenu("&Theme")
+        self._theme_group = QActionGroup(self)
+        self.theme_actions: dict[str, QAction] = {}
+        for theme in THEMES:
+            action = theme_menu.addAction(THEME_LABELS[theme])
+            action.setCheckable(True)
+            action.setActionGroup(self._theme_group)
+            action.triggered.connect(lambda _checked=False, t=theme: self.set_theme(t))
+            self.theme_actions[theme] = action
 
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.shortcuts_action)
@@ -286,6 +298,12 @@ class MainWindow(QMainWindow):
         problem = open_path(path)
         if problem:
             self.show_error(problem)
+
+    def set_theme(self, theme: str) -> None:
+        """Light, dark or the system's colours, now and at the next launch."""
+        self.themes.apply(theme)
+        self.theme_actions[self.themes.current].setChecked(True)
+        self.window_settings.setValue("appearance/theme", self.themes.current)
 
     # -- the queue ------------------------------------------------------------------------
 
@@ -658,6 +676,10 @@ class MainWindow(QMainWindow):
         splitter = settings.value("window/splitter")
         if splitter is not None:
             self.splitter.restoreState(splitter)
+        theme = str(settings.value("appearance/theme", "system"))
+        if theme != "system":
+            self.themes.apply(theme)
+        self.theme_actions[self.themes.current].setChecked(True)
         queued = settings.value("queue/paths")
         if queued:
             # Quietly: a folder gone since last time is simply not queued again.

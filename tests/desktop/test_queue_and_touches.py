@@ -123,3 +123,29 @@ def test_search_words_match_separately(qtbot, window, photos):
     search.setText("obama fr")
     window.results.filter_bar.flush()
     assert _paths_shown(window) == {str(photos / "fr_obama.jpg")}
+
+
+def test_the_theme_is_chosen_applied_and_remembered(qtbot, make_window, window_settings):
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    system = app.palette().color(QPalette.ColorRole.Window)
+    first = make_window()
+    try:
+        first.theme_actions["dark"].trigger()
+        assert app.palette().color(QPalette.ColorRole.Window).lightness() < 100
+        assert app.style().name().lower() == "fusion"
+        first.theme_actions["light"].trigger()
+        assert app.palette().color(QPalette.ColorRole.Window).lightness() > 150
+        first.theme_actions["dark"].trigger()
+        first.close()
+        qtbot.waitUntil(lambda: not first.isVisible(), timeout=WAIT_MS)
+        first.themes.apply("system")  # as a new launch starts
+        second = make_window(settings=QSettings(window_settings.fileName(), QSettings.Format.IniFormat))
+        assert second.theme_actions["dark"].isChecked()
+        assert app.palette().color(QPalette.ColorRole.Window).lightness() < 100
+        second.theme_actions["system"].trigger()
+        assert app.palette().color(QPalette.ColorRole.Window) == system
+    finally:
+        first.themes.apply("system")
