@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMenu,
     QPushButton,
+    QSlider,
     QSplitter,
     QStyle,
     QStackedWidget,
@@ -61,6 +62,7 @@ from .column_menu import header_menu, status_width
 from .detail_pane import DetailPane
 from .flow_layout import FlowLayout
 from .opener import open_path
+from .results_grid import FIRST_CELL, MAX_CELL, MIN_CELL, PreviewDialog, ResultsGrid
 from .results_model import COLUMN_INDEX, COLUMNS, ResultsModel, is_row, row_key
 from .thumbnails import ThumbnailCache
 
@@ -128,6 +130,8 @@ class FilterBar(QWidget):
 
     #: The filter changed (the text after a short pause).
     changed = Signal()
+    #: Table or grid was chosen.
+    view_changed = Signal()
     export_clicked = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -181,6 +185,26 @@ class FilterBar(QWidget):
         self.scope_chip.setFlat(True)
         self.scope_chip.hide()
         self.scope_chip.clicked.connect(lambda: self.set_scope(None))
+        # Table or grid, and the grid's size: the view's own controls, at the end of the row.
+        self.table_button = QToolButton(self)
+        self.grid_button = QToolButton(self)
+        self._view_group = QActionGroup(self)
+        for button, text, keys, tip in ((self.table_button, "Table", "Ctrl+1", "Show the results as a table"),
+                                        (self.grid_button, "Grid", "Ctrl+2", "Show the results as thumbnails")):
+            action = QAction(text, self._view_group)
+            action.setCheckable(True)
+            action.setShortcut(QKeySequence(keys))
+            action.setToolTip(f"{tip} ({keys})")
+            button.setDefaultAction(action)
+            button.setAutoRaise(True)
+        self.table_button.defaultAction().setChecked(True)
+        self._view_group.triggered.connect(lambda _: self.view_changed.emit())
+        self.size_slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.size_slider.setRange(MIN_CELL, MAX_CELL)
+        self.size_slider.setValue(FIRST_CELL)
+        self.size_slider.setFixedWidth(110)
+        self.size_slider.setToolTip("Thumbnail size")
+        self.size_slider.hide()
         self.count = QLabel(self)
         self.export = QPushButton("Export…", self)
         self.export.setToolTip("Export the rows this filter shows, as CSV or JSON")
@@ -192,6 +216,10 @@ class FilterBar(QWidget):
         top.addWidget(self.scope_chip)
         top.addStretch(0)
         top.addWidget(self.count)
+        top.addSpacing(8)
+        top.addWidget(self.size_slider)
+        top.addWidget(self.table_button)
+        top.addWidget(self.grid_button)
         top.addSpacing(8)
         top.addWidget(self.export)
         layout = QVBoxLayout(self)
@@ -357,11 +385,16 @@ class ResultsPanel(QWidget):
         self.filter_bar.export_clicked.connect(lambda: self.export_requested.emit(self.current_filter()))
 
         self.table = self._make_table()
+        self.grid = self._make_grid()
+        self.preview: PreviewDialog | None = None
         self.empty = _EmptyState(self)
         self.empty.show_all.connect(self._show_all)
         self._left = QStackedWidget(self)
         self._left.addWidget(self.table)
+        self._left.addWidget(self.grid)
         self._left.addWidget(self.empty)
+        self.filter_bar.view_changed.connect(self._on_view_changed)
+        self.filter_bar.size_slider.valueChanged.connect(self.grid.set_picture_side)
 
         self.detail = DetailPane(self)
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
@@ -510,6 +543,8 @@ class ResultsPanel(QWidget):
         settings.setValue("results/header", self.table.horizontalHeader().saveState())
         settings.setValue("results/splitter", self.splitter.saveState())
         settings.setValue("results/columns_chosen", self._columns_chosen)
+        settings.setValue("results/view", "grid" if self.grid_shown() else "table")
+        settings.setValue("results/grid_size", self.filter_bar.size_slider.value())
         settings.setValue("results/quick_filter", self.filter_bar.quick())
         settings.setValue("results/provider", self.filter_bar.provider_id() or "")
 
@@ -524,6 +559,11 @@ class ResultsPanel(QWidget):
         splitter_state = settings.value("results/splitter")
         if splitter_state is not None:
             self.splitter.restoreState(splitter_state)
+        try:
+            self.filter_bar.size_slider.setValue(int(settings.value("results/grid_size", FIRST_CELL)))
+        except (TypeError, ValueError):
+            pass
+        self.show_grid(settings.value("results/view") == "grid")
         self.filter_bar.blockSignals(True)
         quick = settings.value("results/quick_filter", "all")
         self.filter_bar.set_quick(quick if quick in QUICK_FILTERS else "all")
@@ -592,6 +632,67 @@ class ResultsPanel(QWidget):
     def _on_column_chosen(self) -> None:
         self._columns_chosen = True  # the user's choice now beats showing Provider by itself
 
+    def _make_grid(self) -> ResultsGrid:
+        grid = ResultsGrid(self)
+        grid.setModel(self.model)
+        grid.setModelColumn(COLUMN_INDEX["thumbnail"])
+        grid.setSelectionModel(self.table.selectionModel())  # one selection, whichever face shows
+        grid.set_picture_side(FIRST_CELL)
+        grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        grid.customContextMenuRequested.connect(self._show_context_menu)
+        grid.doubleClicked.connect(lambda _: self.open_preview())
+        grid.preview_requested.connect(self.open_preview)
+        return grid
+
+    def grid_shown(self) -> bool:
+        return self.filter_bar.grid_button.defaultAction().isChecked()
+
+    def show_grid(self, grid: bool) -> None:
+        """Show the thumbnails (True) or the table (False), keeping the selection."""
+        (self.filter_bar.grid_button if grid else self.filter_bar.table_button).defaultAction().setChecked(True)
+        self._on_view_changed()
+
+    def _on_view_changed(self) -> None:
+        grid = self.grid_shown()
+        self.filter_bar.size_slider.setVisible(grid)
+        self._update_empty_state()
+        view = self.grid if grid else self.table
+        current = self.table.currentIndex()
+        if current.isValid():
+            view.scrollTo(current)
+        if self._left.currentWidget() is view:
+            view.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def open_preview(self) -> None:
+        """The current photo full size, with next and previous (Space or double-click on the grid)."""
+        current = self.table.currentIndex()
+        row = self.model.row_at(current.row()) if current.isValid() else None
+        if row is None:
+            return
+        if self.preview is None:
+            self.preview = PreviewDialog(row["path"], row["file"], self._step_preview, self)
+            self.preview.finished.connect(self._on_preview_closed)
+            self.preview.open()
+        else:
+            self.preview.show_photo(row["path"], row["file"])
+
+    def _step_preview(self, delta: int) -> tuple[str, str] | None:
+        current = self.table.currentIndex()
+        target = (current.row() if current.isValid() else 0) + delta
+        row = self.model.row_at(target) if 0 <= target < self.model.rowCount() else None
+        if row is None:
+            return None
+        index = self.model.index(target, COLUMN_INDEX["thumbnail"])
+        self.table.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+        self.grid.scrollTo(index)
+        return row["path"], row["file"]
+
+    def _on_preview_closed(self) -> None:
+        preview, self.preview = self.preview, None
+        if preview is not None:
+            preview.deleteLater()
+
     def _make_actions(self) -> None:
         def action(text: str, slot, shortcut=None, tip: str = "") -> QAction:
             act = QAction(text, self)
@@ -600,6 +701,7 @@ class ResultsPanel(QWidget):
                 act.setShortcut(shortcut)
                 act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
                 self.table.addAction(act)
+                self.grid.addAction(act)
             act.setStatusTip(tip)
             return act
 
@@ -637,12 +739,13 @@ class ResultsPanel(QWidget):
 
     @Slot(QPoint)
     def _show_context_menu(self, position: QPoint) -> None:
-        index = self.table.indexAt(position)
+        view = self.grid if self.grid_shown() else self.table
+        index = view.indexAt(position)
         if index.isValid() and not self.table.selectionModel().isRowSelected(index.row(), QModelIndex()):
             self.table.selectRow(index.row())
         menu = self.context_menu()
         menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        menu.popup(self.table.viewport().mapToGlobal(position))
+        menu.popup(view.viewport().mapToGlobal(position))
 
     def _apply_filter(self) -> None:
         row_filter = self.current_filter()
@@ -755,7 +858,7 @@ class ResultsPanel(QWidget):
         self.detail.setVisible(count > 0)
         if count:
             self.filter_bar.count.setText(f"{count:,} result{'s' if count != 1 else ''}")
-            self._left.setCurrentWidget(self.table)
+            self._left.setCurrentWidget(self.grid if self.grid_shown() else self.table)
             return
         self.filter_bar.count.setText("")
         if self._problem:
