@@ -302,6 +302,14 @@ class _ThumbnailDelegate(QStyledItemDelegate):
             icon.paint(painter, target, Qt.AlignmentFlag.AlignCenter)
 
 
+class _SentenceDelegate(QStyledItemDelegate):
+    """Elides at the end: a sentence is read from its start (paths keep both ends instead)."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex) -> None:  # noqa: N802 - Qt's name
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideRight
+
+
 class _EmptyState(QWidget):
     """A headline, a sentence telling the user what to do, and a way out of an empty filter."""
 
@@ -594,6 +602,7 @@ class ResultsPanel(QWidget):
         table.customContextMenuRequested.connect(self._show_context_menu)
         table.doubleClicked.connect(lambda _: self._open_files())
         table.setItemDelegateForColumn(COLUMN_INDEX["thumbnail"], _ThumbnailDelegate(table))
+        table.setItemDelegateForColumn(COLUMN_INDEX["problems"], _SentenceDelegate(table))
         vertical = table.verticalHeader()
         vertical.setVisible(False)
         vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)

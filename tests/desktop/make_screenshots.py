@@ -126,6 +126,13 @@ def main() -> int:
         settle(app, 2.0)  # thumbnails and the preview load in the background
         save(window, out / "results.png")
 
+        window.results.show_grid(True)
+        window.results.filter_bar.size_slider.setValue(180)
+        window.results.grid.scrollTo(model.index(target, 0))
+        settle(app, 2.0)
+        save(window, out / "grid.png")
+        window.results.show_grid(False)
+
         if args.extras:
             with FakeCometAPI() as fake:
                 context.keystore.set("cometapi", fake.key)
