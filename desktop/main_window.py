@@ -256,6 +256,7 @@ class MainWindow(QMainWindow):
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
 
     def _wire(self) -> None:
+        self.queue.changed.connect(self.run_panel.forget_summary)
         self.queue.changed.connect(self._update_run_controls)
         self.queue.counts_changed.connect(self._update_run_controls)
         self.run_panel.provider_changed.connect(self.queue.set_provider)

@@ -333,10 +333,14 @@ class RunPanel(QWidget):
         and what to say about the queue while no run goes on."""
         self._has_items = has_items
         self._failed = failed
-        if hint and hint != self._hint and self._state == "idle":
-            self.stats_label.setText(hint)  # a changed queue is news: it replaces the last run's words
         self._hint = hint
         self._update_actions()
+
+    def forget_summary(self) -> None:
+        """The queue changed: the last run's words give way to what to do next."""
+        if self._state == "idle":
+            self.last_summary = None
+            self._update_actions()
 
     def _update_actions(self) -> None:
         ready = bool(self._states.get(self.provider_id()) and self._states[self.provider_id()].availability.ready)
