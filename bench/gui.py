@@ -13,7 +13,8 @@ time. Measured in the same run, each against a baseline or a bound:
   and against the 1 s goal;
 - scroll: the table's scroll bar moved from top to bottom a screenful at a time, each step
   waiting until every visible row is loaded and painted; against reading every page straight
-  from SQLite. The worst single step is reported too;
+  from SQLite. The worst single step is reported too; then the same for the thumbnail grid,
+  against SQLite and the table;
 - stall while results stream in: a thread writes results to the same database at 1,000 a
   second (small batches, as the runner does) and reports them through the app's own
   :class:`~desktop.worker.RunSession` (its mailbox is relayed at most ten times a second) to
@@ -307,23 +308,42 @@ def every_page_from_sqlite(database: Path, rows: int) -> list[float]:
     return pages
 
 
-def scroll_to_bottom(app, window) -> list[float]:
-    """Move the table's scroll bar a screenful at a time from top to bottom; each step ends
-    once the rows it shows are loaded and painted.
+def visible_cells_loaded(grid) -> bool:
+    """:returns: True when every cell in the grid's viewport has its row in memory."""
+    from PySide6.QtCore import QPoint
+
+    from desktop.results_model import COLUMN_INDEX
+
+    model = grid.model()
+    if model.rowCount() == 0:
+        return False
+    viewport, cell = grid.viewport(), grid.gridSize()
+    top = max(grid.indexAt(QPoint(cell.width() // 2, cell.height() // 2)).row(), 0)
+    per_line = max(1, viewport.width() // cell.width())
+    lines = viewport.height() // cell.height() + 2  # a part line above and below
+    last = min(model.rowCount() - 1, top + per_line * lines)
+    column = COLUMN_INDEX["file"]
+    return all(model.data(model.index(row, column)) is not None for row in range(top, last + 1))
+
+
+def scroll_to_bottom(app, window, grid: bool = False) -> list[float]:
+    """Move the table's (or the grid's) scroll bar a screenful at a time from top to bottom;
+    each step ends once the rows it shows are loaded and painted.
 
     :returns: the seconds of each step.
     """
-    table = window.results.table
+    table = window.results.grid if grid else window.results.table
+    loaded = visible_cells_loaded if grid else visible_rows_loaded
     bar = table.verticalScrollBar()
     bar.setValue(0)
-    wait_until(app, lambda: visible_rows_loaded(table), "the top rows")
+    wait_until(app, lambda: loaded(table), "the top rows")
     steps = []
     value = 0
     while value < bar.maximum():
         value = min(value + bar.pageStep(), bar.maximum())
         with Stopwatch() as sw:
             bar.setValue(value)
-            wait_until(app, lambda: visible_rows_loaded(table), f"the rows at {value}")
+            wait_until(app, lambda: loaded(table), f"the rows at {value}")
             app.processEvents()  # paint them
         steps.append(sw.wall)
     return steps
@@ -581,6 +601,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             steps = scroll_to_bottom(app, window) or [0.0]  # a table that fits on one screen
         print(f"Scrolled in {len(steps):,} steps: {secs(scrolled.wall)}", flush=True)
         settle(app, window)
+        window.results.show_grid(True)  # the thumbnail grid, at its first size
+        with Stopwatch() as gridded:
+            grid_steps = scroll_to_bottom(app, window, grid=True) or [0.0]
+        print(f"Scrolled the grid in {len(grid_steps):,} steps: {secs(gridded.wall)}", flush=True)
+        window.results.show_grid(False)
+        settle(app, window)
 
         watch_the_top(app, window)
         idle = idle_lateness(app, seconds)
@@ -599,6 +625,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                f"SQLite, every page of {PAGE_SIZE}: {secs(sum(sqlite_pages))}", f"{scrolled.wall / sum(sqlite_pages):.2f}× SQLite"),
         Figure("  worst screenful (median)", f"{ms(max(steps))} ({ms(statistics.median(steps))})",
                f"slowest SQLite page {ms(max(sqlite_pages))}", f"{max(steps) / max(sqlite_pages):.2f}× SQLite"),
+        Figure(f"grid: scroll top to bottom ({len(grid_steps):,} screenfuls)", secs(gridded.wall),
+               f"the table: {secs(scrolled.wall)}; SQLite, every page: {secs(sum(sqlite_pages))}",
+               f"{gridded.wall / sum(sqlite_pages):.2f}× SQLite"),
+        Figure("  grid: worst screenful (median)", f"{ms(max(grid_steps))} ({ms(statistics.median(grid_steps))})",
+               f"the table's worst {ms(max(steps))}", f"{max(grid_steps) / max(max(steps), 1e-4):.2f}× the table"),
         Figure(f"worst timer lateness, {STREAM_RATE:,} results/s streaming", ms(worst_stall),
                f"{ms(GOAL_STALL)} bound; idle loop {ms(worst_idle)}",
                f"{worst_stall / GOAL_STALL:.2f}× the bound; {worst_stall / max(worst_idle, 1e-4):.1f}× idle",

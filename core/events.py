@@ -101,6 +101,10 @@ class ProviderHalted:
 
     provider: str
     message: str
+    #: The HTTP status that stopped it (401: the key was rejected), when there was one.
+    status: int | None = None
+    #: The service was never reached (refused, unknown host, no network).
+    unreachable: bool = False
 
 
 @dataclass(frozen=True)

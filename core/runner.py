@@ -603,7 +603,7 @@ class BatchRunner:
             if isinstance(failure, Cancelled):
                 return _WorkerResult(None)
             if isinstance(failure, ProviderStopped):
-                self._halt(failure.message)
+                self._halt(failure.message, status=failure.status)
                 return _WorkerResult(None)
             call_seconds += time.monotonic() - t0
             if failure is None:
@@ -637,7 +637,8 @@ class BatchRunner:
                 # Never reached the service at all (refused, unknown host, gateway down):
                 # that is about the provider, not this image, so stop instead of failing
                 # every image the same way; the images stay pending for the next run.
-                self._halt(f"{exc.message} Gave up after {attempts} attempts: check the network and the base URL.")
+                self._halt(f"{exc.message} Gave up after {attempts} attempts: check the network and the base URL.",
+                           unreachable=True)
                 return _WorkerResult(None)
             if wait_s is None or self._cancel.is_set():
                 return _WorkerResult(
@@ -672,14 +673,14 @@ class BatchRunner:
             "so the run stopped."
         )
 
-    def _halt(self, message: str) -> None:
+    def _halt(self, message: str, *, status: int | None = None, unreachable: bool = False) -> None:
         with self._gate_lock:
             first = not self._halted.is_set()
             self._halted.set()
             if first:
                 self._halt_message = message
         if first:
-            self._events.put(ProviderHalted(self.provider.id, message))
+            self._events.put(ProviderHalted(self.provider.id, message, status=status, unreachable=unreachable))
 
     def _hold_back(self, seconds: float, exc: ProviderError) -> None:
         """Hold every worker back for ``seconds`` (a rate limit concerns the account, not

@@ -39,7 +39,7 @@ class KeyLookup:
     """A provider's key and where it came from. ``repr`` never shows the key."""
 
     key: str | None = field(repr=False)
-    source: str  # "keychain" | "environment" | "none"
+    source: str  # "keychain" | "session" | "environment" | "none"
     detail: str  # a sentence fragment: "from the keychain (SecretService)", "not set"
 
 
@@ -103,6 +103,8 @@ class KeyStore:
         self._environ = os.environ if environ is None else environ
         self._redactor = redactor
         self._store = _choose_store(self._backend)
+        #: Keys given for this session only (no secure store here): in memory, never written.
+        self._session: dict[str, str] = {}
 
     def secure(self) -> bool:
         """:returns: True when keys can be kept in a secure keychain here."""
@@ -124,6 +126,8 @@ class KeyStore:
         :param env_var: the environment variable that may hold the key, or None.
         :returns: the key (stripped) and where it came from, or source "none".
         """
+        if self._session.get(provider_id):
+            return KeyLookup(self._session[provider_id], "session", "for this session only")
         key = self._read_keychain(provider_id)
         if key:
             return KeyLookup(self._remember(key), "keychain", f"from the keychain ({self._store.name})")
@@ -155,6 +159,17 @@ class KeyStore:
             self._store.backend.set_password(SERVICE, provider_id, key)
         except Exception as exc:  # any backend failure (locked, D-Bus gone) is the user's to see
             raise KeyStoreError(f"The keychain did not store the key for {provider_id}: {exc}") from exc
+
+    def set_for_session(self, provider_id: str, key: str) -> None:
+        """Use ``key`` for ``provider_id`` until the app quits, without storing it anywhere
+        (where there is no secure store).
+
+        :raises ValueError: the key is empty.
+        """
+        key = key.strip()
+        if not key:
+            raise ValueError("The key is empty.")
+        self._session[provider_id] = self._remember(key)
 
     def delete(self, provider_id: str) -> bool:
         """Remove a provider's key from the keychain.

@@ -1215,10 +1215,12 @@ def _filtered_rows_sql(filter: RowFilter) -> tuple[str, dict[str, Any]]:
     if filter.disagree is not None:
         conditions.append(_DISAGREE if filter.disagree else f"NOT {_DISAGREE}")
     if filter.text:
-        conditions.append("instr(casefold(path), :text) > 0")
-        params["text"] = _casefold(filter.text)
-        if len(params["text"]) >= 3:  # the trigram index finds three characters or more
-            conditions.append("path IN (SELECT path FROM file_paths WHERE folded GLOB '*' || glob_literal(:text) || '*')")
+        # Each word separately, all of them (``fr obama`` finds ``/fr/obama.jpg``).
+        for n, word in enumerate(_casefold(filter.text).split()):
+            conditions.append(f"instr(casefold(path), :text{n}) > 0")
+            params[f"text{n}"] = word
+            if len(word) >= 3:  # the trigram index finds three characters or more
+                conditions.append(f"path IN (SELECT path FROM file_paths WHERE folded GLOB '*' || glob_literal(:text{n}) || '*')")
     if filter.paths_under is not None:
         where, under = under_clause("path", filter.paths_under)
         conditions.append(where)

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from PIL import ExifTags, Image, ImageOps
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
-from PySide6.QtGui import QFont, QFontDatabase, QImage, QPalette, QPixmap
+from PySide6.QtGui import QFont, QFontDatabase, QGuiApplication, QImage, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QBoxLayout,
     QFormLayout,
@@ -37,6 +37,7 @@ from core.probe import DECODE_ERRORS
 from core.scan import file_path
 from core.words import VERDICT_LABELS
 
+from .icons import icon
 from .face_overlay import FaceMark, FacePreview, displayed_box, normal_orientation, upright_size
 from .results_model import (
     FLAG_LABELS,
@@ -236,7 +237,8 @@ class DetailPane(QWidget):
         self.empty_label.setWordWrap(True)
         _dim(self.empty_label)
         self._stack.addWidget(self.empty_label)
-        self._stack.addWidget(self._build_content())
+        self.scroll = self._build_content()
+        self._stack.addWidget(self.scroll)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(self._stack)
@@ -263,6 +265,8 @@ class DetailPane(QWidget):
         if same_image and previous.get("faces") == row.get("faces"):
             return
         self._token += 1
+        if not same_image:
+            self.scroll.verticalScrollBar().setValue(0)  # a new photo is read from its top
         if not (same_image and self.preview.has_image()):
             self.preview.set_message("Loading the preview…")
         local_crops = tuple(c for face in row.get("faces") or () for c in face.get("crops", ()) if not is_url(c))
@@ -402,7 +406,7 @@ class DetailPane(QWidget):
             ("checked_at", "Checked"),
             ("sha256", "SHA-256"),
         ):
-            value = _copyable() if key in ("request_id", "sha256") else _value_label()
+            value = _copyable(key == "sha256") if key in ("request_id", "sha256") else _value_label()
             self.facts[key] = value
             facts_form.addRow(label, value)
         layout.addWidget(_heading("Details"))
@@ -571,9 +575,15 @@ def answers_table(rows: list[Mapping[str, Any]]) -> str:
     return f"<table><tr>{cell.format('')}{head}</tr>{body}</table>"
 
 
-def _copyable() -> QLineEdit:
-    """A long token (hash, request id) on one line that scrolls and copies whole."""
+def _copyable(copy_button: bool = False) -> QLineEdit:
+    """A long token (hash, request id) on one line that scrolls and copies whole; with
+    ``copy_button``, a button at its end copies it (a hash is too long to select by hand)."""
     field_ = QLineEdit()
+    if copy_button:
+        copy = field_.addAction(icon("copy"), QLineEdit.ActionPosition.TrailingPosition)
+        copy.setToolTip("Copy")
+        copy.setObjectName("copy")
+        copy.triggered.connect(lambda: QGuiApplication.clipboard().setText(field_.text() if field_.text() != "—" else ""))
     field_.setReadOnly(True)
     field_.setFrame(False)
     field_.setStyleSheet("QLineEdit { background: transparent; }")

@@ -14,6 +14,7 @@ import sys
 import threading
 import traceback
 from types import TracebackType
+from typing import Callable
 
 from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import QObject, QRectF, Qt, Signal, Slot
@@ -67,10 +68,15 @@ class MessageBanner(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._level = "info"
+        self._on_action = None
         self._icon = QLabel()
         self._text = QLabel()
         self._text.setWordWrap(True)
         self._text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        #: The message's one way forward ("Open Settings", "Show in folder"), when it has one.
+        self.action_button = QPushButton()
+        self.action_button.hide()
+        self.action_button.clicked.connect(self._run_action)
         close = QToolButton()
         close.setAutoRaise(True)
         close.setText("✕")
@@ -80,13 +86,18 @@ class MessageBanner(QWidget):
         layout.setContentsMargins(10, 6, 6, 6)
         layout.addWidget(self._icon, 0, Qt.AlignmentFlag.AlignTop)
         layout.addWidget(self._text, 1)
+        layout.addWidget(self.action_button, 0, Qt.AlignmentFlag.AlignTop)
         layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
         self.hide()
 
-    def show_message(self, text: str, level: str = "error") -> None:
-        """Show ``text``; ``level`` is ``error``, ``warning``, ``info`` or ``success``."""
+    def show_message(self, text: str, level: str = "error", action: tuple[str, Callable[[], None]] | None = None) -> None:
+        """Show ``text``; ``level`` is ``error``, ``warning``, ``info`` or ``success``;
+        ``action`` is a button's words and what it does."""
         self._level = level if level in LEVEL_COLOURS else "info"
         self._text.setText(text)
+        self._on_action = action[1] if action else None
+        self.action_button.setText(action[0] if action else "")
+        self.action_button.setVisible(action is not None)
         pixmap = {
             "error": QStyle.StandardPixmap.SP_MessageBoxCritical,
             "warning": QStyle.StandardPixmap.SP_MessageBoxWarning,
@@ -94,6 +105,10 @@ class MessageBanner(QWidget):
         self._icon.setPixmap(self.style().standardIcon(pixmap).pixmap(18, 18))
         self.update()
         self.show()
+
+    def _run_action(self) -> None:
+        if self._on_action is not None:
+            self._on_action()
 
     def text(self) -> str:
         """:returns: the sentence shown (empty when hidden)."""

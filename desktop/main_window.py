@@ -14,8 +14,9 @@ from typing import Any, Iterable
 
 from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import QSettings, QSize, Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QFrame,
     QLabel,
@@ -33,7 +34,7 @@ from core.context import AppContext
 from core.events import FileSkipped, ProviderHalted, ScanProgress, Summary
 from core.export import FORMATS, export_file, export_rows
 from core.logs import LOG_FILE_NAME
-from core.models import Outcome
+from core.models import Outcome, Status
 from core.plugins import UnknownProviderError
 from core.scan import stored_path
 from core.session import RunChoices, RunNotReady, prepare_run
@@ -45,10 +46,14 @@ from .copies_dialog import open_collect, open_make_copies
 from .errors import MessageBanner
 from .icons import app_icon, icon
 from .log_pane import LogPane
+from .opener import open_path
+from .reach_check import unreachable_sentence
 from .queue_panel import QueuePanel
-from .results_view import ResultsPanel
-from .run_panel import RunPanel, summary_text
+from .results_view import ResultsPanel, reveal_in_folder
+from .run_panel import RunPanel, queue_hint, summary_text
 from .settings_dialog import SettingsDialog
+from .shortcuts_dialog import ShortcutsDialog, shortcut_rows
+from .theme import THEME_LABELS, THEMES, ThemeSwitcher
 from .worker import RunSession, call_in_background
 
 log = logging.getLogger(__name__)
@@ -87,6 +92,9 @@ class MainWindow(QMainWindow):
         self._skipped: list[FileSkipped] = []  # paths the current run could not use
         self._close_when_stopped = False
         self._closed = False
+        self.quit_question: QMessageBox | None = None
+        self._reaching = False  # the free reachability check before a paid run is under way
+        self.themes = ThemeSwitcher(QApplication.instance())
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
 
@@ -143,6 +151,11 @@ class MainWindow(QMainWindow):
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
         self.settings_action = self._action("settings", "&Settings…", self.open_settings, ["Ctrl+,"], "Provider keys, addresses and limits")
         self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        self.shortcuts_action = self._action(None, "&Keyboard shortcuts", self.show_shortcuts, ["F1"], "Every key the window answers")
+        self.open_data_action = self._action("folder", "Open &data folder", lambda: self._open(self.context.paths.home),
+                                             tip="The folder with the results database, settings and log")
+        self.open_log_action = self._action("log", "Open &log file", lambda: self._open(self.context.paths.logs / LOG_FILE_NAME),
+                                            tip="The app's log file, with everything the log pane ever showed")
         self.about_action = self._action("about", "&About Kling Preflight", self.show_about)
         self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
 
@@ -158,7 +171,7 @@ class MainWindow(QMainWindow):
         line.setFrameShadow(QFrame.Shadow.Sunken)
         column.addWidget(line)
         column.addWidget(self.run_panel)
-        left.setMinimumWidth(280)
+        left.setMinimumWidth(260)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("mainSplitter")
@@ -167,7 +180,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setChildrenCollapsible(False)
-        self.splitter.setSizes([300, FIRST_SIZE[0] - 300])
+        self.splitter.setSizes([270, FIRST_SIZE[0] - 270])
 
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -217,8 +230,22 @@ class MainWindow(QMainWindow):
         self.log_action.setShortcut(QKeySequence("Ctrl+L"))
         self.log_action.setToolTip("Show or hide the log (Ctrl+L)")
         view_menu.addAction(self.log_action)
+        theme_menu = view_menu.addMenu("&Theme")
+        self._theme_group = QActionGroup(self)
+        self.theme_actions: dict[str, QAction] = {}
+        for theme in THEMES:
+            action = theme_menu.addAction(THEME_LABELS[theme])
+            action.setCheckable(True)
+            action.setActionGroup(self._theme_group)
+            action.triggered.connect(lambda _checked=False, t=theme: self.set_theme(t))
+            self.theme_actions[theme] = action
 
         help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.shortcuts_action)
+        help_menu.addSeparator()
+        help_menu.addAction(self.open_data_action)
+        help_menu.addAction(self.open_log_action)
+        help_menu.addSeparator()
         help_menu.addAction(self.about_action)
 
     def _make_toolbar(self) -> None:
@@ -242,14 +269,20 @@ class MainWindow(QMainWindow):
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
 
     def _wire(self) -> None:
+        self.queue.changed.connect(self.run_panel.forget_summary)
         self.queue.changed.connect(self._update_run_controls)
         self.queue.counts_changed.connect(self._update_run_controls)
         self.run_panel.provider_changed.connect(self.queue.set_provider)
+        self.queue.item_chosen.connect(self.results.filter_bar.set_scope)
+        self.queue.cleared.connect(self._on_queue_cleared)
         self.run_panel.start_requested.connect(lambda retry: self.start_run(retry_failed=retry))
         self.run_panel.settings_requested.connect(self.open_settings)
         self.results.check_again_requested.connect(lambda paths: self.start_run(paths=paths, force=True))
         self.results.export_requested.connect(self.export)
         self.results.error.connect(self.show_error)
+        # Esc never stops a run: it clears the search or closes what is open.
+        self.escape_shortcut = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
+        self.escape_shortcut.activated.connect(self.escape)
         self._update_run_controls()
 
     # -- messages -------------------------------------------------------------------------
@@ -260,6 +293,31 @@ class MainWindow(QMainWindow):
 
     def show_info(self, message: str) -> None:
         self.banner.show_message(message, "info")
+
+    @Slot()
+    def escape(self) -> None:
+        """Esc: clear the search, else close the message, else hide the log pane."""
+        search = self.results.filter_bar.search
+        if search.text():
+            search.clear()
+            self.results.filter_bar.flush()
+        elif search.hasFocus():
+            self.results.table.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        elif self.banner.isVisible():
+            self.banner.hide()
+        elif self.log_pane.isVisible():
+            self.log_pane.hide()
+
+    def _open(self, path: Path) -> None:
+        problem = open_path(path)
+        if problem:
+            self.show_error(problem)
+
+    def set_theme(self, theme: str) -> None:
+        """Light, dark or the system's colours, now and at the next launch."""
+        self.themes.apply(theme)
+        self.theme_actions[self.themes.current].setChecked(True)
+        self.window_settings.setValue("appearance/theme", self.themes.current)
 
     # -- the queue ------------------------------------------------------------------------
 
@@ -298,6 +356,18 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Queued {len(added)} item{'s' if len(added) != 1 else ''}.", 4000)
         return added
 
+    @Slot(list)
+    def _on_queue_cleared(self, paths: list[str]) -> None:
+        self.results.filter_bar.set_scope(None)
+        n = len(paths)
+        self.banner.show_message(f"The queue was emptied ({n:,} item{'s' if n != 1 else ''}).", "info",
+                                 ("Undo", lambda: (self.queue.add_paths(paths), self.banner.hide())))
+
+    def _scanned_folder(self) -> str:
+        """Where an export goes first: the first queued folder, else the last one used."""
+        folders = [p for p in self.queue.roots() if os.path.isdir(p)]
+        return folders[0] if folders else self._last_folder()
+
     def _last_folder(self) -> str:
         recent = self.context.settings.recent_folders
         return recent[0] if recent and os.path.isdir(recent[0]) else str(Path.home())
@@ -332,7 +402,8 @@ class MainWindow(QMainWindow):
     @Slot()
     def _update_run_controls(self) -> None:
         totals = self.queue.totals()
-        self.run_panel.set_queue_state(bool(self.queue.roots()), totals.failed)
+        has_items = bool(self.queue.roots())
+        self.run_panel.set_queue_state(has_items, totals.failed, queue_hint(totals, has_items))
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -342,7 +413,8 @@ class MainWindow(QMainWindow):
         :param retry_failed: check only the images whose last check failed.
         :param paths: files to check instead of the queue ("check again").
         :param force: check again images the provider already answered for.
-        :returns: True when a run started; otherwise the reason is shown in the window.
+        :returns: True when a run started (or starts once the free reachability check of a paid
+            provider has passed); otherwise the reason is shown in the window.
         """
         if self.session is not None:
             self.show_info("A run is already going: stop it first.")
@@ -351,8 +423,41 @@ class MainWindow(QMainWindow):
         if not roots:
             self.show_info("Add a folder of photos to the queue first.")
             return False
+        if self._reaching:
+            return True
         provider_id = self.run_panel.provider_id()
         choices = RunChoices(provider_id=provider_id, recursive=self.queue.recursive(), force=force, retry_failed=retry_failed)
+        base_url = self._remote_base_url(provider_id)
+        if base_url:
+            # A free check that the address answers at all, before a paid run is planned.
+            self._reaching = True
+            self.run_panel.set_queue_state(False, 0, f"Reaching {base_url}…")
+            call_in_background(lambda: unreachable_sentence(base_url),
+                               lambda problem: self._on_reached(problem, choices, roots),
+                               lambda exc: self._on_reached("", choices, roots), self)
+            return True
+        return self._begin_run(choices, roots)
+
+    def _remote_base_url(self, provider_id: str) -> str:
+        try:
+            if not self.context.registry.get(provider_id).remote:
+                return ""
+            return str(self.context.provider_config(provider_id).get("base_url") or "")
+        except (SettingsError, UnknownProviderError):
+            return ""  # prepare_run says what is wrong
+
+    def _on_reached(self, problem: str, choices: RunChoices, roots: list[str]) -> None:
+        self._reaching = False
+        self._update_run_controls()
+        if not problem:
+            self._begin_run(choices, roots)
+            return
+        halted = ProviderHalted(choices.provider_id, problem, unreachable=True)
+        self.run_panel.note_unusable(halted)
+        self._on_halted(halted, sent=False)
+
+    def _begin_run(self, choices: RunChoices, roots: list[str]) -> bool:
+        provider_id = choices.provider_id
         try:
             runner = prepare_run(self.context, self.db_path, choices)
         except RunNotReady as exc:
@@ -372,6 +477,7 @@ class MainWindow(QMainWindow):
         session.files_skipped.connect(self._on_files_skipped)
         session.halted.connect(self._on_halted)
         session.failed.connect(self.show_error)
+        session.failed.connect(lambda _message: self.statusBar().clearMessage())  # "Checking with…" is over
         session.finished.connect(self._on_run_finished)
         session.ended.connect(self._on_run_ended)
         self.session = session
@@ -385,13 +491,16 @@ class MainWindow(QMainWindow):
                 self.context.save_settings(settings.with_default_provider(provider_id))
             except OSError as exc:
                 log.warning("Could not remember the provider: %s", exc)
-        log.info("Run started with %s over %d item(s)", provider_id, len(roots))
+        log.info("Run started: %s over %s", provider.label, ", ".join(roots) if len(roots) <= 3 else f"{len(roots):,} items")
         session.start()
         return True
 
     @Slot(list)
     def _on_outcomes(self, outcomes: list[Outcome]) -> None:
         self.results.note_outcomes(outcomes)
+        for outcome in outcomes:  # one readable line per photo that did not pass
+            if outcome.status in (Status.FAILED, Status.REJECTED):
+                log.warning("%s %s: %s", outcome.status.value.capitalize(), outcome.path, outcome.error or "no reason given")
 
     @Slot(object)
     def _on_scan_progress(self, scan: ScanProgress) -> None:
@@ -405,14 +514,19 @@ class MainWindow(QMainWindow):
         self._skipped.extend(skipped)
 
     @Slot(object)
-    def _on_halted(self, halted: ProviderHalted) -> None:
-        self.show_error(f"{halted.message} The remaining photos were not sent.")
+    def _on_halted(self, halted: ProviderHalted, sent: bool = True) -> None:
+        provider = self.context.registry.providers.get(halted.provider)
+        label = provider.label if provider is not None else halted.provider
+        log.warning("%s could not be used: %s", label, halted.message)
+        outcome = "The remaining photos were not sent." if sent else "Nothing was sent."
+        self.banner.show_message(f"{label} could not be used. {halted.message} {outcome}",
+                                 "error", ("Open Settings", self.open_settings))
 
     @Slot(object)
     def _on_run_finished(self, summary: Summary) -> None:
         self.results.refresh()
         self.queue.rescan()
-        log.info("Run finished: %s", summary)
+        log.info("Run ended: %s", summary_text(summary).replace("\n", " "))
         self._count_run_files(self._run_scope)
         self.statusBar().showMessage(" ".join(line.rstrip(".") + "." for line in summary_text(summary).splitlines()), 10_000)
         if self._skipped and not summary.halted:
@@ -472,7 +586,7 @@ class MainWindow(QMainWindow):
         if not isinstance(what, list) and not self.db_path.is_file():
             self.show_info("There are no results to export yet: check some photos first.")
             return
-        start = self.window_settings.value("export/folder", str(Path.home()))
+        start = self.window_settings.value("export/folder") or self._scanned_folder()
         suggested = str(Path(start) / "kling-preflight-results.csv")
         path_text, chosen = QFileDialog.getSaveFileName(self, "Export results", suggested, ";;".join(EXPORT_FILTERS))
         if not path_text:
@@ -526,7 +640,8 @@ class MainWindow(QMainWindow):
 
     def _on_exported(self, path: Path, rows: int) -> None:
         self.statusBar().showMessage(f"Wrote {rows:,} rows to {path}", 10_000)
-        self.banner.show_message(f"Exported {rows:,} rows to {path}.", "success")
+        self.banner.show_message(f"Exported {rows:,} rows to {path}.", "success",
+                                 ("Show in folder", lambda: reveal_in_folder(str(path.parent), str(path))))
         self.export_finished.emit(str(path), rows)
 
     def _on_export_failed(self, path: Path, exc: BaseException) -> None:
@@ -567,6 +682,20 @@ class MainWindow(QMainWindow):
         self._update_run_controls()
         self.statusBar().showMessage("Settings saved.", 4000)
 
+    def all_actions(self) -> list[QAction]:
+        """The window's actions with their shortcuts, as Help → Keyboard shortcuts lists them."""
+        panel = self.run_panel
+        return [self.add_folder_action, self.add_files_action, panel.start_action, panel.pause_action, panel.stop_action,
+                panel.retry_action, self.export_filter_action, self.export_all_action, self.log_action,
+                self.settings_action, self.shortcuts_action, self.quit_action]
+
+    @Slot()
+    def show_shortcuts(self) -> None:
+        dialog = ShortcutsDialog(shortcut_rows(self.all_actions()), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.shortcuts_dialog = dialog
+        dialog.open()
+
     @Slot()
     def show_about(self) -> None:
         paths = self.context.paths
@@ -593,6 +722,14 @@ class MainWindow(QMainWindow):
         splitter = settings.value("window/splitter")
         if splitter is not None:
             self.splitter.restoreState(splitter)
+        theme = str(settings.value("appearance/theme", "system"))
+        if theme != "system":
+            self.themes.apply(theme)
+        self.theme_actions[self.themes.current].setChecked(True)
+        queued = settings.value("queue/paths")
+        if queued:
+            # Quietly: a folder gone since last time is simply not queued again.
+            self.queue.add_paths([p for p in ([queued] if isinstance(queued, str) else queued) if os.path.exists(p)])
         recursive = settings.value("queue/recursive")
         if recursive is not None:
             self.queue.set_recursive(str(recursive).lower() in ("true", "1"))
@@ -618,13 +755,17 @@ class MainWindow(QMainWindow):
         settings.setValue("window/state", self.saveState())
         settings.setValue("window/splitter", self.splitter.saveState())
         settings.setValue("queue/recursive", self.queue.recursive())
+        settings.setValue("queue/paths", self.queue.roots())
         self.results.save_state(settings)
         settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if self.session is not None and self.session.running and not self._close_when_stopped:
+            event.ignore()
+            self._ask_before_quitting()
+            return
         if self.session is not None and self.session.running:
             # Never block the window on a run: stop it, and close once its results are saved.
-            self._close_when_stopped = True
             self.session.stop()
             self.show_info(
                 "Stopping the run: the window closes once the answers of the calls in flight are saved "
@@ -640,6 +781,35 @@ class MainWindow(QMainWindow):
             self.results.shutdown()
             self.log_pane.detach()
         event.accept()
+
+
+    def quit_now(self) -> None:
+        """Close without asking: a run going is stopped first, and the window closes once its
+        results are saved (never blocking the window on a run)."""
+        self._close_when_stopped = True
+        self.close()
+
+    def _ask_before_quitting(self) -> None:
+        if self.quit_question is not None:
+            self.quit_question.raise_()
+            return
+        question = QMessageBox(QMessageBox.Icon.Question, "Quit while checking?", "A run is going. Stop it and quit?",
+                               QMessageBox.StandardButton.NoButton, self)
+        question.setInformativeText("The results so far are kept; Start goes on with the rest next time.")
+        quit_button = self.quit_yes = question.addButton("Stop and quit", QMessageBox.ButtonRole.AcceptRole)
+        keep = question.addButton("Keep running", QMessageBox.ButtonRole.RejectRole)
+        question.setDefaultButton(keep)
+        question.setEscapeButton(keep)
+
+        def answered() -> None:
+            self.quit_question = None
+            question.deleteLater()
+            if question.clickedButton() is quit_button:
+                self.quit_now()
+
+        question.finished.connect(answered)
+        self.quit_question = question
+        question.open()
 
 
 def _local_paths(urls: Iterable[QUrl]) -> list[str]:

@@ -149,6 +149,10 @@ class QueuePanel(QWidget):
 
     changed = Signal()
     counts_changed = Signal()
+    #: The user clicked a queued item: its path (show only its photos).
+    item_chosen = Signal(str)
+    #: The queue was emptied: the paths it held (so it can be undone).
+    cleared = Signal(list)
 
     def __init__(self, app_context: AppContext, add_folder_action, add_files_action,
                  parent: QWidget | None = None) -> None:
@@ -172,6 +176,7 @@ class QueuePanel(QWidget):
         self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.view.setUniformItemSizes(True)
         self.view.selectionModel().selectionChanged.connect(self._update_buttons)
+        self.view.clicked.connect(lambda index: self.item_chosen.emit(index.data(PATH_ROLE)))
         delete = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.view)
         delete.setContext(Qt.ShortcutContext.WidgetShortcut)
         delete.activated.connect(self.remove_selected)
@@ -275,12 +280,14 @@ class QueuePanel(QWidget):
     def clear(self) -> None:
         if not self.model.rowCount():
             return
-        for path in self.roots():
+        emptied = self.roots()
+        for path in emptied:
             self._cancel(path)
         self.model.clear()
         self._cache.clear()
         self._refresh_view()
         self.changed.emit()
+        self.cleared.emit(emptied)
 
     def counts_for(self, path: str) -> QueueCounts | None:
         """:returns: the counts of a queued path so far, or None before the first report."""

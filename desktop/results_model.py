@@ -93,12 +93,12 @@ _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 COLUMNS: tuple[Column, ...] = (
     # What a user decides on comes first (status, faces, verdicts); where the file is, last.
     Column("thumbnail", "", "path", 68, "Thumbnail"),
-    Column("file", "File", "file", 200, "The file's name"),
+    Column("file", "File", "file", 170, "The file's name"),
     Column("status", "Status", "status", 104, "Checked, invalid (never sent), rejected or failed"),
-    Column("faces", "Faces", "face_count", 56, "Faces found", _CENTRE),
-    Column("verdict_avatar", "Avatar", "verdict_avatar", 64, "Ready for an avatar", _CENTRE),
-    Column("verdict_tryon", "Try-on", "verdict_tryon", 64, "Ready for virtual try-on", _CENTRE),
-    Column("verdict_asset", "Asset", "verdict_asset", 64, "Ready as a subject or asset", _CENTRE),
+    Column("faces", "Faces", "face_count", 52, "Faces found", _CENTRE),
+    Column("verdict_avatar", "Avatar", "verdict_avatar", 60, "Ready for an avatar", _CENTRE),
+    Column("verdict_tryon", "Try-on", "verdict_tryon", 60, "Ready for virtual try-on", _CENTRE),
+    Column("verdict_asset", "Asset", "verdict_asset", 60, "Ready as a subject or asset", _CENTRE),
     Column("problems", "Problems", "problems", 260, "Why the file cannot be sent, or notes about it"),
     Column("head_seg", "Head", "head_seg", 56, "A head was found (✓), not found (✗), or cannot be told (?)", _CENTRE),
     Column("face_seg", "Face", "face_seg", 56, "A face was found (✓), not found (✗), or cannot be told (?)", _CENTRE),
@@ -544,6 +544,11 @@ class ResultsModel(QAbstractTableModel):
         self._pages.move_to_end(page_no)
         return page.rows[offset] if offset < len(page.rows) else None
 
+    def loaded_row(self, row: int) -> dict[str, Any] | None:
+        """:returns: row number ``row`` if it is in memory, else None and it is read in the
+        background (for painting, as :meth:`data` does: never waits for SQLite)."""
+        return self._row_for_painting(row)
+
     def find_loaded(self, key: tuple[str, str | None]) -> int | None:
         """:returns: the row number of the row with ``key`` among fresh rows in memory
         (no query), or None."""
@@ -809,7 +814,8 @@ def _display(key: str, row: Mapping[str, Any]) -> str | None:
     if key == "status":
         return STATUS_LABELS.get(row["status"], row["status"])
     if key == "problems":
-        return " ".join(problem_sentences(row))
+        # A failed or rejected check says why here too: the Error column is hidden at first.
+        return " ".join(problem_sentences(row)) or (row.get("error") or "")
     if key == "faces":
         return "" if row["face_count"] is None else str(row["face_count"])
     if key in FLAG_LABELS or key.startswith("verdict_"):

@@ -15,6 +15,7 @@ import os
 import sqlite3
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -43,13 +44,14 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMenu,
     QPushButton,
+    QSlider,
     QSplitter,
     QStyle,
     QStackedWidget,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QTableView,
-    QToolBar,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -57,7 +59,11 @@ from PySide6.QtWidgets import (
 from core.scan import file_path
 from core.store import RowFilter, Store, StoreError
 
+from .column_menu import header_menu, status_width
 from .detail_pane import DetailPane
+from .flow_layout import FlowLayout
+from .opener import open_path
+from .results_grid import FIRST_CELL, MAX_CELL, MIN_CELL, PreviewDialog, ResultsGrid
 from .results_model import COLUMN_INDEX, COLUMNS, ResultsModel, is_row, row_key
 from .thumbnails import ThumbnailCache
 
@@ -73,6 +79,7 @@ QUICK_FILTERS: Mapping[str, tuple[str, Mapping[str, Any]]] = {
     "no_face": ("No face", {"has_face": False}),
     "avatar": ("Ready for avatar", {"verdict": "avatar"}),
     "tryon": ("Ready for try-on", {"verdict": "tryon"}),
+    "asset": ("Ready as subject", {"verdict": "asset"}),
     "review": ("Needs review", {"review": True}),
     "disagree": ("Providers disagree", {"disagree": True}),
 }
@@ -85,6 +92,7 @@ QUICK_FILTER_TIPS: Mapping[str, str] = {
     "no_face": "Photos where no face was found",
     "avatar": "Photos ready for an avatar: head and face found",
     "tryon": "Photos ready for virtual try-on: head and clothing found",
+    "asset": "Photos ready as a subject or asset: a main subject found",
     "review": "Usable, but a person should look first: a small or cut-off face, several faces, blur, bad exposure",
     "disagree": "Photos where one provider found a face and another found none",
 }
@@ -104,6 +112,9 @@ MAX_OPEN = 10
 #: Selections larger than this are not restored by key after a refresh (rows keep their numbers).
 MAX_RESTORED = 200
 ROW_HEIGHT = 60
+#: Columns hidden until the user shows them (right-click the header), so that at 1280 pixels
+#: wide the Problems column has room; the detail pane shows all of them for the selected photo.
+HIDDEN_AT_FIRST = ("head_seg", "face_seg", "cloth_seg", "object_seg", "dimensions", "size", "folder", "provider", "error")
 THUMBNAIL_SIZE = QSize(52, 52)
 
 
@@ -124,6 +135,8 @@ class FilterBar(QWidget):
 
     #: The filter changed (the text after a short pause).
     changed = Signal()
+    #: Table or grid was chosen.
+    view_changed = Signal()
     export_clicked = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -132,7 +145,7 @@ class FilterBar(QWidget):
         self.search.setPlaceholderText("Search names and folders")
         self.search.setClearButtonEnabled(True)
         self.search.setMinimumWidth(180)
-        self.search.setMaximumWidth(320)
+        self.search.setMaximumWidth(420)
         # A folder dropped here must reach the window (to be queued), not become search text.
         self.search.setAcceptDrops(False)
         self._debounce = QTimer(self)
@@ -142,13 +155,10 @@ class FilterBar(QWidget):
         self.search.textChanged.connect(self._debounce.start)
         self.search.returnPressed.connect(self.flush)
 
-        # A tool bar, so that in a narrow window the filters that do not fit move to its
-        # overflow menu instead of forcing the window wider.
-        self.quick_bar = QToolBar(self)
-        self.quick_bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.quick_bar.setMovable(False)
-        self.quick_bar.setFloatable(False)
-        self.quick_bar.setStyleSheet("QToolBar { border: none; background: transparent; }")
+        # Their own row, wrapping onto a second line when the width runs out: every quick
+        # filter stays in sight at any width and scaling (an overflow menu hid them).
+        self.quick_row = QWidget(self)
+        chips = FlowLayout(self.quick_row)
         self._quick_group = QActionGroup(self)
         self._quick_group.setExclusive(True)
         self.quick_actions: dict[str, QAction] = {}
@@ -157,7 +167,11 @@ class FilterBar(QWidget):
             action.setToolTip(QUICK_FILTER_TIPS[key])
             action.setCheckable(True)
             action.setData(key)
-            self.quick_bar.addAction(action)
+            chip = QToolButton(self.quick_row)
+            chip.setDefaultAction(action)
+            chip.setAutoRaise(True)
+            chip.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            chips.addWidget(chip)
             self.quick_actions[key] = action
         self.quick_actions["all"].setChecked(True)
         self.quick_actions["disagree"].setVisible(False)  # until a database holds several providers
@@ -165,25 +179,60 @@ class FilterBar(QWidget):
 
         self.provider = QComboBox(self)
         self.provider.setToolTip("Show the results of one provider")
-        self.provider.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # Compact: as wide as a short name, whatever the providers are called.
+        self.provider.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.provider.setMinimumContentsLength(12)
         self.provider.addItem("All providers", None)
         self.provider.setVisible(False)
         self.provider.currentIndexChanged.connect(lambda _: self.changed.emit())
 
+        self.scope: str | None = None
+        self.scope_chip = QPushButton(self)
+        self.scope_chip.setFlat(True)
+        self.scope_chip.hide()
+        self.scope_chip.clicked.connect(lambda: self.set_scope(None))
+        # Table or grid, and the grid's size: the view's own controls, at the end of the row.
+        self.table_button = QToolButton(self)
+        self.grid_button = QToolButton(self)
+        self._view_group = QActionGroup(self)
+        for button, text, keys, tip in ((self.table_button, "Table", "Ctrl+1", "Show the results as a table"),
+                                        (self.grid_button, "Grid", "Ctrl+2", "Show the results as thumbnails")):
+            action = QAction(text, self._view_group)
+            action.setCheckable(True)
+            action.setShortcut(QKeySequence(keys))
+            action.setToolTip(f"{tip} ({keys})")
+            button.setDefaultAction(action)
+            button.setAutoRaise(True)
+        self.table_button.defaultAction().setChecked(True)
+        self._view_group.triggered.connect(lambda _: self.view_changed.emit())
+        self.size_slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.size_slider.setRange(MIN_CELL, MAX_CELL)
+        self.size_slider.setValue(FIRST_CELL)
+        self.size_slider.setFixedWidth(110)
+        self.size_slider.setToolTip("Thumbnail size")
+        self.size_slider.hide()
         self.count = QLabel(self)
         self.export = QPushButton("Export…", self)
         self.export.setToolTip("Export the rows this filter shows, as CSV or JSON")
         self.export.clicked.connect(self.export_clicked)
 
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(6, 4, 6, 4)
-        layout.addWidget(self.search)
-        layout.addSpacing(8)
-        layout.addWidget(self.quick_bar, 1)
-        layout.addWidget(self.provider)
-        layout.addWidget(self.count)
-        layout.addSpacing(8)
-        layout.addWidget(self.export)
+        top = QHBoxLayout()
+        top.addWidget(self.search, 1)
+        top.addWidget(self.provider)
+        top.addWidget(self.scope_chip)
+        top.addStretch(0)
+        top.addWidget(self.count)
+        top.addSpacing(8)
+        top.addWidget(self.size_slider)
+        top.addWidget(self.table_button)
+        top.addWidget(self.grid_button)
+        top.addSpacing(8)
+        top.addWidget(self.export)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 2)
+        layout.setSpacing(2)
+        layout.addLayout(top)
+        layout.addWidget(self.quick_row)
 
     def quick(self) -> str:
         action = self._quick_group.checkedAction()
@@ -221,7 +270,16 @@ class FilterBar(QWidget):
             self.provider.setCurrentIndex(position)
 
     def row_filter(self) -> RowFilter:
-        return row_filter_for(self.quick(), self.search.text(), self.provider_id())
+        chosen = row_filter_for(self.quick(), self.search.text(), self.provider_id())
+        return replace(chosen, roots=(self.scope,)) if self.scope else chosen
+
+    def set_scope(self, path: str | None) -> None:
+        """Show only the photos in ``path`` (a queued folder or file), or everywhere for None."""
+        self.scope = path
+        self.scope_chip.setText(f"In {os.path.basename(path) or path}  ✕" if path else "")
+        self.scope_chip.setToolTip(f"Only the photos in {path}. Click to show every folder." if path else "")
+        self.scope_chip.setVisible(bool(path))
+        self.changed.emit()
 
     def cancel_pending(self) -> None:
         """Forget a search text not applied yet (the window is closing)."""
@@ -249,6 +307,14 @@ class _ThumbnailDelegate(QStyledItemDelegate):
         if not icon.isNull():
             target = QStyle.alignedRect(opt.direction, Qt.AlignmentFlag.AlignCenter, THUMBNAIL_SIZE, opt.rect)
             icon.paint(painter, target, Qt.AlignmentFlag.AlignCenter)
+
+
+class _SentenceDelegate(QStyledItemDelegate):
+    """Elides at the end: a sentence is read from its start (paths keep both ends instead)."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex) -> None:  # noqa: N802 - Qt's name
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideRight
 
 
 class _EmptyState(QWidget):
@@ -320,6 +386,7 @@ class ResultsPanel(QWidget):
         self._problem = ""
         self._last_emitted: dict[str, Any] | None = None
         self._refresh_cost = 0.0
+        self._columns_chosen = False  # the user picked columns (header menu, or a saved header)
         # A refresh under way in the background: the selection (row, key) and current row to put back.
         self._live: tuple[list[tuple[int, tuple]], dict[str, Any] | None] | None = None
 
@@ -333,11 +400,16 @@ class ResultsPanel(QWidget):
         self.filter_bar.export_clicked.connect(lambda: self.export_requested.emit(self.current_filter()))
 
         self.table = self._make_table()
+        self.grid = self._make_grid()
+        self.preview: PreviewDialog | None = None
         self.empty = _EmptyState(self)
         self.empty.show_all.connect(self._show_all)
         self._left = QStackedWidget(self)
         self._left.addWidget(self.table)
+        self._left.addWidget(self.grid)
         self._left.addWidget(self.empty)
+        self.filter_bar.view_changed.connect(self._on_view_changed)
+        self.filter_bar.size_slider.valueChanged.connect(self.grid.set_picture_side)
 
         self.detail = DetailPane(self)
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
@@ -346,7 +418,7 @@ class ResultsPanel(QWidget):
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setChildrenCollapsible(False)
-        self.splitter.setSizes([900, 380])
+        self.splitter.setSizes([1000, 290])  # at 1280 pixels the table needs every one
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -486,8 +558,10 @@ class ResultsPanel(QWidget):
         """Keep column widths and order, sort, splitter and filter in ``settings``."""
         settings.setValue("results/header", self.table.horizontalHeader().saveState())
         settings.setValue("results/splitter", self.splitter.saveState())
+        settings.setValue("results/columns_chosen", self._columns_chosen)
+        settings.setValue("results/view", "grid" if self.grid_shown() else "table")
+        settings.setValue("results/grid_size", self.filter_bar.size_slider.value())
         settings.setValue("results/quick_filter", self.filter_bar.quick())
-        settings.setValue("results/search", self.filter_bar.search.text())
         settings.setValue("results/provider", self.filter_bar.provider_id() or "")
 
     def restore_state(self, settings: QSettings) -> None:
@@ -495,15 +569,21 @@ class ResultsPanel(QWidget):
         header = self.table.horizontalHeader()
         header_state = settings.value("results/header")
         if header_state is not None and header.restoreState(header_state):
-            header.setSectionResizeMode(COLUMN_INDEX["thumbnail"], QHeaderView.ResizeMode.Fixed)
+            self._fix_header_modes(header)
+            self._columns_chosen = str(settings.value("results/columns_chosen", "false")).lower() == "true"
             self.model.sort(header.sortIndicatorSection(), header.sortIndicatorOrder())
         splitter_state = settings.value("results/splitter")
         if splitter_state is not None:
             self.splitter.restoreState(splitter_state)
+        try:
+            self.filter_bar.size_slider.setValue(int(settings.value("results/grid_size", FIRST_CELL)))
+        except (TypeError, ValueError):
+            pass
+        self.show_grid(settings.value("results/view") == "grid")
         self.filter_bar.blockSignals(True)
         quick = settings.value("results/quick_filter", "all")
         self.filter_bar.set_quick(quick if quick in QUICK_FILTERS else "all")
-        self.filter_bar.search.setText(str(settings.value("results/search", "") or ""))
+        # The search text is not brought back: a word typed last week would hide rows unseen.
         self.filter_bar.set_provider_id(settings.value("results/provider") or None)
         self.filter_bar.flush()
         self.filter_bar.blockSignals(False)
@@ -530,6 +610,7 @@ class ResultsPanel(QWidget):
         table.customContextMenuRequested.connect(self._show_context_menu)
         table.doubleClicked.connect(lambda _: self._open_files())
         table.setItemDelegateForColumn(COLUMN_INDEX["thumbnail"], _ThumbnailDelegate(table))
+        table.setItemDelegateForColumn(COLUMN_INDEX["problems"], _SentenceDelegate(table))
         vertical = table.verticalHeader()
         vertical.setVisible(False)
         vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
@@ -537,15 +618,97 @@ class ResultsPanel(QWidget):
         header = table.horizontalHeader()
         header.setSectionsMovable(True)
         header.setHighlightSections(False)
-        header.setStretchLastSection(True)
+        # Problems takes the spare width (it holds the sentences); the last column does not.
+        header.setStretchLastSection(False)
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         for n, column in enumerate(COLUMNS):
             header.resizeSection(n, column.width)
-        header.setSectionResizeMode(COLUMN_INDEX["thumbnail"], QHeaderView.ResizeMode.Fixed)
-        table.setColumnHidden(COLUMN_INDEX["provider"], True)
+        self._fix_header_modes(header)
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        header.customContextMenuRequested.connect(self._show_header_menu)
+        for key in HIDDEN_AT_FIRST:
+            table.setColumnHidden(COLUMN_INDEX[key], True)
         table.selectionModel().selectionChanged.connect(lambda *_: self._emit_selection())
         table.selectionModel().currentChanged.connect(lambda *_: self._emit_selection())
         return table
+
+    def _fix_header_modes(self, header: QHeaderView) -> None:
+        """The thumbnail column keeps its size, Problems stretches, Status fits its longest word."""
+        header.setSectionResizeMode(COLUMN_INDEX["thumbnail"], QHeaderView.ResizeMode.Fixed)
+        header.setSectionResizeMode(COLUMN_INDEX["problems"], QHeaderView.ResizeMode.Stretch)
+        status = COLUMN_INDEX["status"]
+        header.resizeSection(status, max(header.sectionSize(status), status_width(header)))
+
+    @Slot(QPoint)
+    def _show_header_menu(self, position: QPoint) -> None:
+        menu = header_menu(self.table, COLUMNS, self._on_column_chosen)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.header_menu = menu
+        menu.popup(self.table.horizontalHeader().mapToGlobal(position))
+
+    def _on_column_chosen(self) -> None:
+        self._columns_chosen = True  # the user's choice now beats showing Provider by itself
+
+    def _make_grid(self) -> ResultsGrid:
+        grid = ResultsGrid(self)
+        grid.setModel(self.model)
+        grid.setModelColumn(COLUMN_INDEX["thumbnail"])
+        grid.setSelectionModel(self.table.selectionModel())  # one selection, whichever face shows
+        grid.set_picture_side(FIRST_CELL)
+        grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        grid.customContextMenuRequested.connect(self._show_context_menu)
+        grid.doubleClicked.connect(lambda _: self.open_preview())
+        grid.preview_requested.connect(self.open_preview)
+        return grid
+
+    def grid_shown(self) -> bool:
+        return self.filter_bar.grid_button.defaultAction().isChecked()
+
+    def show_grid(self, grid: bool) -> None:
+        """Show the thumbnails (True) or the table (False), keeping the selection."""
+        (self.filter_bar.grid_button if grid else self.filter_bar.table_button).defaultAction().setChecked(True)
+        self._on_view_changed()
+
+    def _on_view_changed(self) -> None:
+        grid = self.grid_shown()
+        self.filter_bar.size_slider.setVisible(grid)
+        self._update_empty_state()
+        view = self.grid if grid else self.table
+        current = self.table.currentIndex()
+        if current.isValid():
+            view.scrollTo(current)
+        if self._left.currentWidget() is view:
+            view.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def open_preview(self) -> None:
+        """The current photo full size, with next and previous (Space or double-click on the grid)."""
+        current = self.table.currentIndex()
+        row = self.model.row_at(current.row()) if current.isValid() else None
+        if row is None:
+            return
+        if self.preview is None:
+            self.preview = PreviewDialog(row["path"], row["file"], self._step_preview, self)
+            self.preview.finished.connect(self._on_preview_closed)
+            self.preview.open()
+        else:
+            self.preview.show_photo(row["path"], row["file"])
+
+    def _step_preview(self, delta: int) -> tuple[str, str] | None:
+        current = self.table.currentIndex()
+        target = (current.row() if current.isValid() else 0) + delta
+        row = self.model.row_at(target) if 0 <= target < self.model.rowCount() else None
+        if row is None:
+            return None
+        index = self.model.index(target, COLUMN_INDEX["thumbnail"])
+        self.table.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+        self.grid.scrollTo(index)
+        return row["path"], row["file"]
+
+    def _on_preview_closed(self) -> None:
+        preview, self.preview = self.preview, None
+        if preview is not None:
+            preview.deleteLater()
 
     def _make_actions(self) -> None:
         def action(text: str, slot, shortcut=None, tip: str = "") -> QAction:
@@ -555,14 +718,15 @@ class ResultsPanel(QWidget):
                 act.setShortcut(shortcut)
                 act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
                 self.table.addAction(act)
+                self.grid.addAction(act)
             act.setStatusTip(tip)
             return act
 
         self.action_open = action("Open", self._open_files, QKeySequence(Qt.Key.Key_Return), "Open with the default app")
-        self.action_show_in_folder = action("Show in Folder", self._show_in_folder, tip="Open the folder that holds it")
-        self.action_copy_paths = action("Copy Path", self._copy_paths, QKeySequence.StandardKey.Copy, "Copy the full path")
-        self.action_check_again = action("Check Again", self._check_again, tip="Check with the provider again, even if known")
-        self.action_export_selection = action("Export Selection…", self._export_selection, tip="Export the selected rows")
+        self.action_show_in_folder = action("Show in folder", self._show_in_folder, tip="Open the folder that holds it")
+        self.action_copy_paths = action("Copy path", self._copy_paths, QKeySequence.StandardKey.Copy, "Copy the full path")
+        self.action_check_again = action("Check again", self._check_again, tip="Check with the provider again, even if known")
+        self.action_export_selection = action("Export selection…", self._export_selection, tip="Export the selected rows")
         find = QAction("Search", self)
         find.setShortcut(QKeySequence.StandardKey.Find)
         find.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -573,9 +737,9 @@ class ResultsPanel(QWidget):
         """The table's context menu for the current selection."""
         count = len(self.table.selectionModel().selectedRows())
         plural = count > 1
-        self.action_copy_paths.setText("Copy Paths" if plural else "Copy Path")
-        self.action_check_again.setText(f"Check {count:,} Again" if plural else "Check Again")
-        self.action_export_selection.setText(f"Export {count:,} Rows…" if plural else "Export Selection…")
+        self.action_copy_paths.setText("Copy paths" if plural else "Copy path")
+        self.action_check_again.setText(f"Check {count:,} again" if plural else "Check again")
+        self.action_export_selection.setText(f"Export {count:,} rows…" if plural else "Export selection…")
         for act in (self.action_open, self.action_show_in_folder, self.action_copy_paths,
                     self.action_check_again, self.action_export_selection):  # fmt: skip
             act.setEnabled(count > 0)
@@ -592,12 +756,13 @@ class ResultsPanel(QWidget):
 
     @Slot(QPoint)
     def _show_context_menu(self, position: QPoint) -> None:
-        index = self.table.indexAt(position)
+        view = self.grid if self.grid_shown() else self.table
+        index = view.indexAt(position)
         if index.isValid() and not self.table.selectionModel().isRowSelected(index.row(), QModelIndex()):
             self.table.selectRow(index.row())
         menu = self.context_menu()
         menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        menu.popup(self.table.viewport().mapToGlobal(position))
+        menu.popup(view.viewport().mapToGlobal(position))
 
     def _apply_filter(self) -> None:
         row_filter = self.current_filter()
@@ -617,6 +782,7 @@ class ResultsPanel(QWidget):
         self.filter_bar.set_quick("all")
         self.filter_bar.search.clear()
         self.filter_bar.set_provider_id(None)
+        self.filter_bar.set_scope(None)
         self.filter_bar.flush()
         self.filter_bar.blockSignals(False)
         self._apply_filter()
@@ -636,7 +802,10 @@ class ResultsPanel(QWidget):
 
     def _open_files(self) -> None:
         for row in self.selected_rows()[:MAX_OPEN]:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(file_path(row["path"])))
+            problem = open_path(file_path(row["path"]))
+            if problem:
+                self.error.emit(problem)
+                return
 
     def _show_in_folder(self) -> None:
         folders: dict[str, str] = {}
@@ -705,7 +874,8 @@ class ResultsPanel(QWidget):
             known = self._context.registry.providers
             providers = [(pid, known[pid].label if pid in known else pid) for pid in ids]
         self.filter_bar.set_providers(providers)
-        self.table.setColumnHidden(COLUMN_INDEX["provider"], len(providers) <= 1)
+        if not self._columns_chosen:
+            self.table.setColumnHidden(COLUMN_INDEX["provider"], len(providers) <= 1)
 
     def _update_empty_state(self) -> None:
         count = self.model.rowCount()
@@ -714,7 +884,7 @@ class ResultsPanel(QWidget):
         self.detail.setVisible(count > 0)
         if count:
             self.filter_bar.count.setText(f"{count:,} result{'s' if count != 1 else ''}")
-            self._left.setCurrentWidget(self.table)
+            self._left.setCurrentWidget(self.grid if self.grid_shown() else self.table)
             return
         self.filter_bar.count.setText("")
         if self._problem:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import QRectF, Qt, Signal, Slot
-from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPainter, QPalette, QPixmap
+from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPainter, QPalette, QPixmap, QTextDocumentFragment
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QToolButton,
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.preview import QueueCounts
 from core.store import RowSummary
 from core.words import PROVIDER_STATE_WORDS, format_duration, plural, run_summary_text, totals_sentence
 from core.context import AppContext, ProviderState
@@ -37,6 +39,15 @@ from .worker import RunSession
 
 STATE_WORDS = {state: words.capitalize() for state, words in PROVIDER_STATE_WORDS.items()}
 STATE_LEVELS = {"ready": "success", "needs_key": "warning", "unavailable": "error"}
+
+
+def halt_words(halted: ProviderHalted) -> str:
+    """What the provider indicator says after a run found the provider unusable."""
+    if halted.status == 401:
+        return "Key rejected"
+    if halted.unreachable:
+        return "Unreachable"
+    return "Could not be used"
 
 
 def _dot(colour: QColor, size: int = 16, diameter: int = 10, scale: int = 2) -> QIcon:
@@ -127,18 +138,25 @@ class RunPanel(QWidget):
         super().__init__(parent)
         self._context = app_context
         self._states: dict[str, ProviderState] = {}
+        #: Providers a run found unusable since the settings last changed: id -> what stopped them.
+        self._trouble: dict[str, ProviderHalted] = {}
         self._session: RunSession | None = None
         self._state = "idle"  # idle | running | pausing | paused | stopping
         self._has_items = False
+        self._hint = ""
         self._failed = 0
         self.plan_dialog: PlanDialog | None = None
+        self.stop_question: QMessageBox | None = None
+        self._paid = False  # this run asked before calling a paid provider
+        self._last_progress: Progress | None = None
         self.last_summary: Summary | None = None
         self._declined = False
         self._waiting_level = "warning"
 
         self.start_action = self._action("start", "&Start", "Check the queued photos", ["Ctrl+R", "F5"])
         self.pause_action = self._action("pause", "&Pause", "Finish the checks in flight, start no new ones", ["Space", "Ctrl+P"])
-        self.stop_action = self._action("stop", "S&top", "Stop now; results so far are kept", ["Esc", "Ctrl+."])
+        # Not Esc: Esc clears a search or closes what is open, and must never stop a run.
+        self.stop_action = self._action("stop", "S&top", "Stop now; results so far are kept", ["Ctrl+."])
         self.retry_action = self._action("retry", "&Retry failed", "Check again only the photos whose check failed", [])
         self.start_action.triggered.connect(lambda: self.start_requested.emit(False))
         self.retry_action.triggered.connect(lambda: self.start_requested.emit(True))
@@ -164,8 +182,10 @@ class RunPanel(QWidget):
             button = QToolButton()
             button.setDefaultAction(action)
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-            button.setSizePolicy(button.sizePolicy().Policy.Expanding, button.sizePolicy().Policy.Fixed)
-            buttons.addWidget(button)
+            # Equal thirds whatever the words: "Pause" becoming "Resume" must not move a button.
+            button.setSizePolicy(button.sizePolicy().Policy.Ignored, button.sizePolicy().Policy.Fixed)
+            button.setMinimumWidth(button.sizeHint().width())
+            buttons.addWidget(button, 1)
         retry_row = QHBoxLayout()
         retry = QToolButton()
         retry.setDefaultAction(self.retry_action)
@@ -186,6 +206,20 @@ class RunPanel(QWidget):
         self.waiting_label.setWordWrap(True)
         self.waiting_label.hide()
 
+        # The status lines live in a box of fixed height, so that showing "Paused" or an ETA
+        # never moves the buttons above them (a second click lands where the first did).
+        self.status_box = QWidget()
+        status = QVBoxLayout(self.status_box)
+        status.setContentsMargins(0, 0, 0, 0)
+        status.addWidget(self.progress_bar)
+        status.addWidget(self.stats_label)
+        status.addWidget(self.waiting_label)
+        status.addStretch(1)
+        bar_policy = self.progress_bar.sizePolicy()
+        bar_policy.setRetainSizeWhenHidden(True)
+        self.progress_bar.setSizePolicy(bar_policy)
+        self._size_status_box()
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(title)
@@ -196,12 +230,15 @@ class RunPanel(QWidget):
         layout.addWidget(self.provider_state_label)
         layout.addLayout(buttons)
         layout.addLayout(retry_row)
-        layout.addWidget(self.progress_bar)
-        layout.addWidget(self.stats_label)
-        layout.addWidget(self.waiting_label)
+        layout.addWidget(self.status_box)
 
         self.refresh_providers()
         self._update_actions()
+
+    def _size_status_box(self) -> None:
+        """Room for the bar and five lines (two of progress, three of a message), at any font size."""
+        lines = self.fontMetrics().lineSpacing()
+        self.status_box.setFixedHeight(self.progress_bar.sizeHint().height() + 5 * lines + 12)
 
     def _action(self, icon_name: str, text: str, tip: str, keys: list[str]) -> QAction:
         action = QAction(icon(icon_name), text, self)
@@ -216,6 +253,7 @@ class RunPanel(QWidget):
     def refresh_providers(self) -> None:
         """Read every provider's state again (after the settings changed), keeping the choice."""
         current = self.provider_id() if self.provider_box.count() else None
+        self._trouble.clear()  # new settings (a new key, another address) deserve a new try
         self._states = {state.id: state for state in self._context.states()}
         if current is None:
             preferred = self._context.default_provider_id()
@@ -247,6 +285,10 @@ class RunPanel(QWidget):
     def provider_state(self) -> ProviderState:
         return self._states[self.provider_id()]
 
+    def provider_indicator(self) -> str:
+        """:returns: what the indicator under the picker says, as plain text."""
+        return self.provider_state_label.text() and _plain(self.provider_state_label.text())
+
     @Slot(int)
     def _on_provider_index(self, _index: int) -> None:
         self._show_provider_state()
@@ -257,6 +299,8 @@ class RunPanel(QWidget):
         super().changeEvent(event)
         if event.type() == event.Type.PaletteChange:
             self._show_provider_state()  # its colours are mixed from the palette
+        elif event.type() == event.Type.FontChange:
+            self._size_status_box()
 
     def _show_provider_state(self) -> None:
         state = self._states.get(self.provider_id())
@@ -264,11 +308,17 @@ class RunPanel(QWidget):
             self.provider_state_label.setText("")
             return
         level = STATE_LEVELS.get(state.availability.state, "error")
+        trouble = self._trouble.get(state.id)
+        if trouble is not None:
+            level = "error"
         window = self.palette().color(QPalette.ColorRole.Window)
         text_colour = self.palette().color(QPalette.ColorRole.WindowText)
         chip = blend(text_colour, LEVEL_COLOURS[level], 0.75 if window.lightness() > 128 else 0.55).name()
         words = STATE_WORDS.get(state.availability.state, state.availability.state)
-        if state.availability.state == "needs_key":
+        if trouble is not None:
+            words = halt_words(trouble)
+            detail = f'{html.escape(trouble.message)} Fix it in <a href="settings">Settings</a>.'
+        elif state.availability.state == "needs_key":
             detail = 'add its key in <a href="settings">Settings</a>'
         elif state.availability.reason:
             detail = html.escape(state.availability.reason)
@@ -278,11 +328,19 @@ class RunPanel(QWidget):
 
     # -- queue state --------------------------------------------------------------------------
 
-    def set_queue_state(self, has_items: bool, failed: int) -> None:
-        """Tell the panel whether anything is queued and how many queued photos failed before."""
+    def set_queue_state(self, has_items: bool, failed: int, hint: str = "") -> None:
+        """Tell the panel whether anything is queued, how many queued photos failed before,
+        and what to say about the queue while no run goes on."""
         self._has_items = has_items
         self._failed = failed
+        self._hint = hint
         self._update_actions()
+
+    def forget_summary(self) -> None:
+        """The queue changed: the last run's words give way to what to do next."""
+        if self._state == "idle":
+            self.last_summary = None
+            self._update_actions()
 
     def _update_actions(self) -> None:
         ready = bool(self._states.get(self.provider_id()) and self._states[self.provider_id()].availability.ready)
@@ -297,8 +355,8 @@ class RunPanel(QWidget):
             self.pause_action.setText("&Resume" if paused else "&Pause")
             self.pause_action.setIcon(icon("start" if paused else "pause"))
         self.provider_box.setEnabled(idle)
-        if idle and not self._has_items and self.last_summary is None:
-            self.stats_label.setText("Queue photos, then press Start.")
+        if idle and self.last_summary is None:
+            self.stats_label.setText(self._hint or "Queue photos, then press Start.")
 
     # -- a run ----------------------------------------------------------------------------
 
@@ -313,6 +371,8 @@ class RunPanel(QWidget):
         self._state = "running"
         self.last_summary = None
         self._declined = False
+        self._paid = False
+        self._last_progress = None
         session.scan_progress.connect(self._on_scan)
         session.plan_ready.connect(self._on_plan)
         session.confirmation_needed.connect(self._on_confirmation_needed)
@@ -339,21 +399,59 @@ class RunPanel(QWidget):
             self._session.pause()
             self._state = "pausing"
             self._show_waiting("Pausing: the checks in flight finish, no new ones start.")
+            if self._last_progress is not None:
+                self._on_progress(self._last_progress)  # without its rate and ETA
         elif self._state in ("pausing", "paused"):
             self._session.resume()
             self._state = "running"
             self.waiting_label.hide()
+            if self._last_progress is not None:
+                self._on_progress(self._last_progress)
         self._update_actions()
 
     @Slot()
     def _stop(self) -> None:
-        if self._session is None:
+        if self._session is None or self.stop_question is not None:
             return
-        self._session.stop()  # a second press leaves the calls in flight
         if self._state == "stopping":
+            self._session.stop()  # a second press leaves the calls in flight
             self._show_waiting("Leaving the calls in flight: they are recorded as unknown…")
             self.stop_action.setEnabled(False)
             return
+        if self._paid:
+            self._ask_before_stopping()
+            return
+        self._stop_now()
+
+    def _ask_before_stopping(self) -> None:
+        """A paid run stops only after a yes: a slip of the keyboard must not waste the calls
+        already planned (nothing is lost either way: results so far are kept)."""
+        question = QMessageBox(QMessageBox.Icon.Question, "Stop the run?",
+                               "Stop this paid run now?", QMessageBox.StandardButton.NoButton, self.window())
+        question.setInformativeText("The results so far are kept. The photos not sent yet stay unchecked; "
+                                    "Start goes on with them later.")
+        self.stop_yes = question.addButton("Stop", QMessageBox.ButtonRole.AcceptRole)
+        keep = question.addButton("Keep running", QMessageBox.ButtonRole.RejectRole)
+        question.setDefaultButton(keep)
+        question.setEscapeButton(keep)
+        question.setWindowModality(Qt.WindowModality.WindowModal)
+        question.finished.connect(self._on_stop_answered)
+        self.stop_question = question
+        question.open()
+
+    @Slot()
+    def _on_stop_answered(self) -> None:
+        question, self.stop_question = self.stop_question, None
+        if question is None:
+            return
+        if question.clickedButton() is self.stop_yes:
+            self._stop_now()
+        question.deleteLater()
+
+    def _stop_now(self) -> None:
+        if self._session is None or self._state == "stopping":
+            return
+        self._session.stop()
         self._state = "stopping"
         self._show_waiting("Stopping: saving the results so far…")
         self._update_actions()
@@ -380,6 +478,7 @@ class RunPanel(QWidget):
 
     @Slot(object)
     def _on_confirmation_needed(self, plan: Plan) -> None:
+        self._paid = True
         state = self._states.get(plan.provider)
         self.plan_dialog = PlanDialog(plan, state.cost_note if state else "", self.window())
         self.plan_dialog.finished.connect(self._on_plan_answered)
@@ -404,11 +503,15 @@ class RunPanel(QWidget):
         self.progress_bar.setRange(0, max(1, progress.total))
         self.progress_bar.setValue(finished)
         self.progress_bar.setFormat(f"{finished:,} of {progress.total:,}")
-        self.stats_label.setText(
-            f"{progress.done:,} done · {progress.failed:,} failed · {progress.remaining:,} remaining\n"
-            f"{progress.per_second:.1f}/s · ETA {format_duration(progress.eta_seconds)}"
-            + (f" · {progress.concurrency} at once" if progress.concurrency else "")
-        )
+        counts = f"{progress.done:,} done · {progress.failed:,} failed · {progress.remaining:,} remaining"
+        if self._state in ("pausing", "paused"):
+            self.stats_label.setText(counts)  # a rate and an ETA mean nothing while nothing starts
+        else:
+            self.stats_label.setText(
+                f"{counts}\n{progress.per_second:.1f}/s · ETA {format_duration(progress.eta_seconds)}"
+                + (f" · {progress.concurrency} at once" if progress.concurrency else "")
+            )
+        self._last_progress = progress
         if self._state == "running" and self._waiting_level == "warning":
             self.waiting_label.hide()  # the wait is over; an error stays
 
@@ -418,7 +521,13 @@ class RunPanel(QWidget):
         self._show_waiting(text[:1].upper() + text[1:])
 
     @Slot(object)
+    def note_unusable(self, halted: ProviderHalted) -> None:
+        """Show on the indicator that ``halted.provider`` could not be used (until the settings change)."""
+        self._trouble[halted.provider] = halted
+        self._show_provider_state()
+
     def _on_halted(self, halted: ProviderHalted) -> None:
+        self.note_unusable(halted)
         self._show_waiting(f"{halted.message} The remaining photos were not sent.", "error")
 
     @Slot(bool)
@@ -469,6 +578,8 @@ class RunPanel(QWidget):
         self._state = "idle"
         if self.plan_dialog is not None:  # the run ended (stopped) while the question was open
             self.plan_dialog.reject()
+        if self.stop_question is not None:
+            self.stop_question.reject()
         self._update_actions()
 
     def _show_waiting(self, text: str, level: str = "warning") -> None:
@@ -476,6 +587,24 @@ class RunPanel(QWidget):
         tint_text(self.waiting_label, level)
         self.waiting_label.setText(text)
         self.waiting_label.show()
+
+
+def queue_hint(counts: QueueCounts, has_items: bool) -> str:
+    """What to do next, from the queue's counts: "40 photos queued (6 invalid). Press Start to check 34." """
+    if not has_items:
+        return "Queue photos, then press Start."
+    if not counts.complete:
+        return "Counting the queued photos…"
+    notes = [f"{counts.invalid:,} invalid"] if counts.invalid else []
+    if counts.checked:
+        notes.append(f"{counts.checked:,} already checked")
+    queued = f"{plural(counts.images, 'photo')} queued" + (f" ({', '.join(notes)})" if notes else "") + "."
+    to_check = max(0, counts.images - counts.invalid - counts.checked)
+    return f"{queued} Press Start to check {to_check:,}." if to_check else f"{queued} Nothing new to check."
+
+
+def _plain(rich: str) -> str:
+    return QTextDocumentFragment.fromHtml(rich).toPlainText()
 
 
 def summary_text(summary: Summary) -> str:

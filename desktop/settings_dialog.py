@@ -108,6 +108,14 @@ class ProviderPage(QWidget):
             cell = QVBoxLayout()
             cell.setSpacing(2)
             cell.addWidget(field)
+            if "threshold" in spec.name:
+                # A number alone says nothing: what moving it does is said where it is set.
+                explain = QLabel(f"{spec.help} Higher: fewer false faces, but faint or small faces are missed. "
+                                 f"Lower: more faces found, and more that are not faces. The default is {spec.default:g}.")
+                explain.setObjectName("explain_" + spec.name)
+                explain.setWordWrap(True)
+                explain.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+                cell.addWidget(explain)
             cell.addWidget(error)
             form.addRow(f"{spec.label}:", cell)
         layout.addWidget(form_box)
@@ -133,15 +141,14 @@ class ProviderPage(QWidget):
             self.no_store_warning = MessageBanner()
             self.no_store_warning.show_message(
                 f"This computer has no secure place to keep keys ({keystore.backend_description()}). "
-                f"The key cannot be saved here: set the environment variable {cls.key_env} "
-                "before starting Kling Preflight.",
+                "A key pasted here is used for this session only and forgotten when Kling Preflight "
+                f"quits. To keep one, set the environment variable {cls.key_env} before starting it.",
                 "warning",
             )
             layout.addWidget(self.no_store_warning)
         self.key_edit = QLineEdit()
         self.key_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.key_edit.setClearButtonEnabled(True)
-        self.key_edit.setEnabled(keystore.secure())
         self.key_edit.textEdited.connect(lambda _t: self.key_error.say(""))
         self.remove_key_button = QPushButton("Remove stored key")
         self.remove_key_button.clicked.connect(self.remove_key)
@@ -184,16 +191,19 @@ class ProviderPage(QWidget):
         if lookup.source == "keychain":
             status = f"A key is stored in the {keystore.backend_description()}."
             placeholder = "Paste a new key to replace the stored one"
+        elif lookup.source == "session":
+            status = "A key is set for this session only; it is forgotten when Kling Preflight quits."
+            placeholder = "Paste a new key to use instead, for this session only"
         elif lookup.source == "environment":
             status = f"The key comes from the environment variable {cls.key_env}."
             placeholder = "Paste a key to store it in the keychain instead"
         else:
             status = f"No key yet. Keys are kept in the {keystore.backend_description()}." if keystore.secure() \
-                else f"No key: {cls.key_env} is not set."
-            placeholder = "Paste your key"
+                else "No key yet."
+            placeholder = "Paste your key" if keystore.secure() else "Paste your key to use it for this session only"
         self.key_status.setText(status)
         if self.key_edit is not None:
-            self.key_edit.setPlaceholderText(placeholder if keystore.secure() else f"Set {cls.key_env} instead")
+            self.key_edit.setPlaceholderText(placeholder)
         if self.remove_key_button is not None:
             self.remove_key_button.setVisible(lookup.source == "keychain")
 
@@ -210,7 +220,7 @@ class ProviderPage(QWidget):
         return out
 
     def typed_key(self) -> str:
-        return self.key_edit.text().strip() if self.key_edit is not None and self.key_edit.isEnabled() else ""
+        return self.key_edit.text().strip() if self.key_edit is not None else ""
 
     def clear_errors(self) -> None:
         for error in self.errors.values():
@@ -230,7 +240,10 @@ class ProviderPage(QWidget):
         if not key:
             return True
         try:
-            self.context.keystore.set(self.cls.id, key, env_var=self.cls.key_env)
+            if self.context.keystore.secure():
+                self.context.keystore.set(self.cls.id, key, env_var=self.cls.key_env)
+            else:
+                self.context.keystore.set_for_session(self.cls.id, key)
         except KeyStoreError as exc:
             self.key_error.say(str(exc))
             return False

@@ -448,6 +448,11 @@ def test_text_filter_ignores_case_beyond_ascii(filled):
     assert rows_for(filled, provider="local", text="%") == []
 
 
+def test_text_filter_matches_each_word_in_any_order(filled):
+    assert rows_for(filled, provider="local", text="ünïcode trip") == ["/photos/trip/Straße Ünïcode.jpg"]
+    assert rows_for(filled, provider="local", text="  trip   portrait ") == []  # every word must match
+
+
 def test_paths_under_filter(filled):
     assert rows_for(filled, provider="local", paths_under="/photos/trip") == ["/photos/trip/Straße Ünïcode.jpg"]
     assert rows_for(filled, provider="local", paths_under="/other/") == ["/other/new.jpg"]

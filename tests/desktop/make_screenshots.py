@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT))
 
 from PIL import Image, ImageEnhance  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
-from PySide6.QtGui import QColor, QPalette  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 from core.context import AppContext  # noqa: E402
@@ -37,6 +36,7 @@ from core.paths import AppPaths  # noqa: E402
 from core.secrets import KeyStore  # noqa: E402
 from desktop.app import configure_application  # noqa: E402
 from desktop.main_window import MainWindow  # noqa: E402
+from desktop.theme import dark_palette  # noqa: E402
 from tests.fakes.cometapi import FakeCometAPI  # noqa: E402
 from tests.keyring_backend import MemoryKeyring  # noqa: E402
 
@@ -135,6 +135,12 @@ def main() -> int:
         table.selectRow(next(n for n in range(model.rowCount()) if (model.row_at(n) or {}).get("file") == "hopper_cropped.jpg"))
         settle(app, 2.0)
         save(window, out / "review.png")
+        window.results.show_grid(True)
+        window.results.filter_bar.size_slider.setValue(180)
+        window.results.grid.scrollTo(model.index(target, 0))
+        settle(app, 2.0)
+        save(window, out / "grid.png")
+        window.results.show_grid(False)
 
         if args.extras:
             with FakeCometAPI() as fake:
@@ -167,20 +173,7 @@ def main() -> int:
 
 def _dark(app: QApplication) -> None:
     """A dark palette like the ones desktops hand Qt, to check the app reads well on it."""
-    palette = QPalette()
-    for role, colour in {
-        QPalette.ColorRole.Window: "#2b2b2b", QPalette.ColorRole.WindowText: "#e6e6e6",
-        QPalette.ColorRole.Base: "#1f1f1f", QPalette.ColorRole.AlternateBase: "#262626",
-        QPalette.ColorRole.Text: "#e6e6e6", QPalette.ColorRole.Button: "#333333",
-        QPalette.ColorRole.ButtonText: "#e6e6e6", QPalette.ColorRole.Highlight: "#3d6cc0",
-        QPalette.ColorRole.HighlightedText: "#ffffff", QPalette.ColorRole.PlaceholderText: "#9a9a9a",
-        QPalette.ColorRole.Mid: "#4a4a4a", QPalette.ColorRole.ToolTipBase: "#333333",
-        QPalette.ColorRole.ToolTipText: "#e6e6e6", QPalette.ColorRole.Link: "#8ab4f8",
-    }.items():
-        palette.setColor(role, QColor(colour))
-    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
-        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#7a7a7a"))
-    app.setPalette(palette)
+    app.setPalette(dark_palette())
     app.setStyle("Fusion")
 
 

@@ -26,6 +26,7 @@ class Spec:
     face_seg: bool | None
     head_seg: bool | None
     cloth_seg: bool | None
+    object_seg: bool | None = None
 
     @property
     def path(self) -> str:
@@ -57,6 +58,10 @@ class Spec:
         return self.status == "checked" and self.head_seg is True and self.face_seg is True and not self.warned
 
     @property
+    def asset(self) -> bool:
+        return self.status == "checked" and self.object_seg is True
+
+    @property
     def tryon(self) -> bool:
         return self.status == "checked" and self.head_seg is True and self.cloth_seg is True and not self.warned
 
@@ -74,7 +79,7 @@ def spec(i: int) -> Spec:
         face = i % 2 == 0
         return Spec(i, "checked", None, face, face or None, cloth)
     faces = i % 3
-    return Spec(i, "checked", faces, faces > 0, True if faces else None, cloth)
+    return Spec(i, "checked", faces, faces > 0, True if faces else None, cloth, {1: True, 2: False}.get(i % 5))
 
 
 def records(specs, provider="local"):
@@ -95,7 +100,7 @@ def records(specs, provider="local"):
             if s.faces is not None:
                 faces = tuple(Face(10 + k, 20, 100, 120, 0.9, (f"/crops/{s.sha}_{k}.jpg",)) for k in range(s.faces))
             result = CheckResult(
-                head_seg=s.head_seg, face_seg=s.face_seg, cloth_seg=s.cloth_seg, faces=faces, raw='{"ok": true}'
+                head_seg=s.head_seg, face_seg=s.face_seg, cloth_seg=s.cloth_seg, object_seg=s.object_seg, faces=faces, raw='{"ok": true}'
             )
             warnings = (SMALL_FACE,) if s.warned else ()
             outcomes.append(Outcome(s.sha, provider, s.path, Status.CHECKED, notes, result, attempts=1, duration_ms=40,

@@ -96,7 +96,7 @@ def test_a_new_user_sees_where_to_start(window, app_context):
         window.run_panel.stop_action, window.export_filter_action, window.settings_action, window.log_action)}
     assert shortcuts == {
         "Add &folder…": ["Ctrl+O"], "&Start": ["Ctrl+R", "F5"], "&Pause": ["Space", "Ctrl+P"],
-        "S&top": ["Esc", "Ctrl+."], "&Export current filter…": ["Ctrl+E"], "&Settings…": ["Ctrl+,"], "&Log": ["Ctrl+L"],
+        "S&top": ["Ctrl+."], "&Export current filter…": ["Ctrl+E"], "&Settings…": ["Ctrl+,"], "&Log": ["Ctrl+L"],
     }
     assert str(app_context.paths.database) in window.db_label.text()
 
@@ -241,8 +241,10 @@ def test_pause_resume_and_stop_from_the_window(qtbot, window, photos, fake_comet
     panel.pause_action.trigger()
     assert panel.state == "running"
     qtbot.waitUntil(lambda: len(fake_cometapi.requests) > sent, timeout=WAIT_MS)
+    panel.stop_action.trigger()  # a paid run asks first
+    qtbot.waitUntil(lambda: panel.stop_question is not None and panel.stop_question.isVisible(), timeout=WAIT_MS)
     with qtbot.waitSignal(window.run_ended, timeout=WAIT_MS):
-        panel.stop_action.trigger()
+        panel.stop_yes.click()
     summary = panel.last_summary
     assert summary.cancelled and summary.not_attempted > 0
     assert summary.checked == len([r for r in _rows(window, "cometapi") if r["status"] == "checked"])
@@ -341,6 +343,8 @@ def test_closing_during_a_run_stops_it_first(qtbot, window, photos, fake_cometap
     _start_paid_run(qtbot, window).accept()
     qtbot.waitUntil(lambda: len(fake_cometapi.requests) >= 1, timeout=WAIT_MS)
     window.close()
+    assert window.isVisible() and window.quit_question is not None  # it asks first
+    window.quit_yes.click()
     assert window.isVisible()  # not yet: the run is saving its results
     assert "Stopping the run" in window.banner.text()
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=WAIT_MS)

@@ -26,6 +26,7 @@ QUICK_EXPECTATIONS = {
     "avatar": lambda s: s.avatar,
     "tryon": lambda s: s.tryon,
     "review": lambda s: s.review,
+    "asset": lambda s: s.asset,
 }
 
 
@@ -212,7 +213,7 @@ def test_context_menu_actions_emit_and_do_what_they_say(panel, qtbot, opened_url
     paths = [r["path"] for r in rows]
     menu = panel.context_menu()
     texts = [a.text() for a in menu.actions() if not a.isSeparator()]
-    assert texts == ["Open", "Show in Folder", "Copy Paths", "Check 2 Again", "Export 2 Rows…"]
+    assert texts == ["Open", "Show in folder", "Copy paths", "Check 2 again", "Export 2 rows…"]
     assert all(a.isEnabled() for a in menu.actions())
 
     with qtbot.waitSignal(panel.check_again_requested) as again:
@@ -315,7 +316,9 @@ def test_state_round_trips_through_qsettings(make_panel, results_db, tmp_path, q
     second.restore_state(QSettings(str(tmp_path / "state.ini"), QSettings.Format.IniFormat))
     assert second.table.horizontalHeader().sectionSize(COLUMN_INDEX["file"]) == 333
     assert second.model.sort_order() == (COLUMN_INDEX["size"], Qt.SortOrder.DescendingOrder)
-    assert second.current_filter() == RowFilter(statuses=("checked",), text="img_0")
+    # The quick filter comes back (its chip shows it); the search text does not (it would hide rows unseen).
+    assert second.current_filter() == RowFilter(statuses=("checked",))
+    assert second.filter_bar.search.text() == ""
     assert second.model.row_filter() == second.current_filter()
     assert second.splitter.sizes() == sizes
     values = [second.model.row_at(n)["bytes"] for n in range(second.model.rowCount())]

@@ -86,8 +86,23 @@ def test_without_a_secure_store_the_dialog_says_so_and_names_the_variable(app_ho
     assert page.no_store_warning is not None and page.no_store_warning.isVisibleTo(dialog)
     assert "KLING_PREFLIGHT_COMETAPI_KEY" in page.no_store_warning.text()
     assert "no secure place" in page.no_store_warning.text()
-    assert not page.key_edit.isEnabled()
+    assert "for this session only" in page.no_store_warning.text()
+    assert page.key_edit.isEnabled() and "this session only" in page.key_edit.placeholderText()
+    assert "not set" not in page.key_status.text()  # no hint that contradicts the session key
     assert dialog.save()  # the other settings still save
+
+
+def test_without_a_secure_store_a_key_is_used_for_this_session_only(app_home, open_dialog):
+    context = make_context(app_home, null.Keyring())
+    dialog = open_dialog(context)
+    page = dialog.pages["cometapi"]
+    page.key_edit.setText("sk-session-only")
+    assert dialog.save()
+    lookup = context.keystore.get("cometapi", "KLING_PREFLIGHT_COMETAPI_KEY")
+    assert (lookup.key, lookup.source) == ("sk-session-only", "session")
+    assert "this session only" in page.key_status.text()
+    assert next(s for s in context.states() if s.id == "cometapi").availability.ready
+    assert "sk-session-only" not in context.paths.settings.read_text(encoding="utf-8")  # never written
 
 
 def test_test_connection_reports_a_good_key(qtbot, app_context, open_dialog, fake_cometapi):
@@ -120,3 +135,10 @@ def test_test_connection_needs_a_key_first(app_context, open_dialog, fake_cometa
     page.test_button.click()
     assert "no key to test" in page.test_result.text()
     assert fake_cometapi.requests == []
+
+
+def test_the_detector_threshold_is_explained_where_it_is_set(app_context, open_dialog):
+    dialog = open_dialog(app_context, "local")
+    explain = dialog.pages["local"].findChild(QLabel, "explain_threshold")
+    assert explain is not None and explain.isVisibleTo(dialog)
+    assert "Higher: fewer false faces" in explain.text() and "The default is" in explain.text()
