@@ -57,7 +57,7 @@ class _CellDelegate(QStyledItemDelegate):
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         model = index.model()
-        row = model.loaded_row(index.row())  # never waits for SQLite while painting
+        row = model.painting_row(index.row())  # never waits for SQLite while painting
         style = option.widget.style()
         opt = QStyleOptionViewItem(option)
         opt.text, opt.features = "", opt.features & ~QStyleOptionViewItem.ViewItemFeature.HasDecoration

@@ -544,7 +544,7 @@ class ResultsModel(QAbstractTableModel):
         self._pages.move_to_end(page_no)
         return page.rows[offset] if offset < len(page.rows) else None
 
-    def loaded_row(self, row: int) -> dict[str, Any] | None:
+    def painting_row(self, row: int) -> dict[str, Any] | None:
         """:returns: row number ``row`` if it is in memory, else None and it is read in the
         background (for painting, as :meth:`data` does: never waits for SQLite)."""
         return self._row_for_painting(row)
