@@ -33,6 +33,15 @@ FAULT_WORDS = {
 }
 
 
+SIGNAL_WORDS = {
+    "int": "Ctrl-C",
+    "int_twice": "Ctrl-C twice",
+    "kill": "kill -9",
+    "stop": "Stop",
+    "stop_twice": "Stop twice",
+}
+
+
 def run_tests(folder: Path) -> tuple[int, str]:
     """Run the reliability suite with figures going to ``folder``.
 
@@ -77,8 +86,22 @@ def table(sections: dict[str, list[dict]]) -> list[str]:
             f"({run['timed_kills']} at random moments from start-up on, {run['kills'] - run['timed_kills']} at random "
             "moments once the run had written results) "
             f"| {run['kills_survived']} survived; integrity_check ok {run['integrity_checks_ok']} times; "
-            f"one result per image; completed images sent again: {run['resent_after_commit']} "
-            f"(answers in flight or not yet written at a kill, sent again: {run['calls_repeated_after_unwritten_answers']}) |"
+            f"one result per image; completed images sent again: {run['resent_after_commit']}; "
+            f"sent twice without --retry-failed: {run.get('sent_twice_without_retry_failed', 'not counted')} "
+            f"(calls in flight at a kill, failed as unknown: {run.get('unknown_outcomes', 'not counted')}; "
+            f"sent again by --retry-failed: {run['calls_repeated_after_unwritten_answers']}) |"
+        )
+    for run in sections.get("never_pay_twice", []):
+        signals = ", ".join(f"{number(n)} {SIGNAL_WORDS.get(k, k)}" for k, n in sorted(run["signals"].items()))
+        loop = (f"; `scan --retry-failed` exited 0 after {run['retry_failed_runs_until_exit_0']} run(s)"
+                if "retry_failed_runs_until_exit_0" in run else "")  # fmt: skip
+        rows.append(
+            f"| Stops and kills, {run['provider']} | {run['cycles']} paid runs of {number(run['images'])} images "
+            f"stopped at random moments: {signals} | paid twice without --retry-failed: "
+            f"{run['paid_twice_without_retry']}; answers lost: {run['answers_lost']}; unknown after a single stop: "
+            f"{run['unknown_after_single_ctrl_c']}; outcomes unknown (left in flight): {run['unknown_outcomes']}, "
+            f"paid again only by --retry-failed: {run['paid_again_by_retry_failed']}; "
+            f"photos accounted for: {number(run['photos_accounted_for'])} of {number(run['images'])}{loop} |"
         )
     hostile = {k: v for r in sections.get("hostile_files", []) for k, v in r.items()}
     if hostile:
@@ -126,6 +149,7 @@ def totals(sections: dict[str, list[dict]]) -> list[str]:
     """The four figures the issue asks for."""
     faults = sum(r["faults_injected"] for r in sections.get("faults", []))
     kills = sum(r["kills_survived"] for r in sections.get("kills", []))
+    kills += sum(r["signals"].get("kill", 0) for r in sections.get("never_pay_twice", []))
     hostile = {k: v for r in sections.get("hostile_files", []) for k, v in r.items()}
     answers = sections.get("hostile_answers", [])
     examples = sum(next((r["examples"] for r in answers if "examples" in r), {}).values())

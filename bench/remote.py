@@ -1,6 +1,7 @@
 """Remote checks: the CometAPI provider against its fake, with a fixed 200 ms latency.
 
     python -m bench.remote [--quick] [--data DIR] [--images N] [--concurrency N]
+    python -m bench.remote --faults [--quick] [--provider cometapi|useapi] [--images N]
 
 The fake runs in a separate process (``python -m tests.fakes cometapi``), so the CPU time
 measured here is the client's alone. Measured in the same run:
@@ -12,17 +13,27 @@ measured here is the client's alone. Measured in the same run:
 - CPU seconds per call, against that loop's;
 - peak memory with 10 MB images, each case in its own process: more images at the same
   concurrency, then the same images at a higher concurrency.
+
+``--faults`` measures instead, for each provider at its default concurrency, a batch against
+a fake serving the fault mix of ``tests/fakes/faultmix.py`` (10 % 500s, 5 % 429s half with
+``Retry-After: 1``, 3 % dropped connections, 2 % pages that are not JSON, 2 % answers slower
+than the read timeout) against the same batch without faults: throughput, images billed
+twice (from the fake's request log), and the longest time with no call in flight (from the
+client's own record of its calls) against the longest wait the server asked for.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import random
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections import Counter
 from pathlib import Path
 
 from bench.common import (
@@ -62,13 +73,25 @@ GOAL_SEQUENTIAL = 7.0
 GOAL_MEMORY_COUNT = 1.10
 KEY_ENV = "KLING_PREFLIGHT_COMETAPI_KEY"
 
+#: The faults scenario: photos, and the client's read timeout (a slow answer takes longer).
+FAULT_IMAGES = 1000
+QUICK_FAULT_IMAGES = 150
+FAULT_READ_TIMEOUT = 2.0
+FAULT_SLOW = 3.0
+FAULT_SEED = 14
+GOAL_FAULT_THROUGHPUT = 0.7
+GOAL_FAULT_GAP = 2.0
+#: The longest wait each fake asks for: its Retry-After (1 s), or the provider's base wait
+#: when a 429 comes without one.
+RETRY_AFTER = 1.0
 
-def make_photos(folder: Path, count: int, seed: int) -> None:
-    """``count`` valid JPEG photos of 0.3 to 2 MP, the size people upload."""
+
+def make_photos(folder: Path, count: int, seed: int, low_mp: float = 0.3, high_mp: float = 2.0) -> None:
+    """``count`` valid JPEG photos of 0.3 to 2 MP (by default), the size people upload."""
     rng = random.Random(seed)
     specs = []
     for i in range(count):
-        width, height = photo_dimensions(rng, 0.3, 2.0)
+        width, height = photo_dimensions(rng, low_mp, high_mp)
         path = str(folder / f"IMG_{i:05d}.jpg")
         specs.append(FileSpec((path,), width, height, "JPEG", rng.randrange(2**31), quality=rng.randint(82, 92), texture=seed))
     write_files(specs)
@@ -86,16 +109,19 @@ def make_big_images(folder: Path, count: int, seed: int) -> None:
 
 
 class FakeProcess:
-    """The fake CometAPI in its own process, on 127.0.0.1; a context manager."""
+    """A fake provider (CometAPI unless told) in its own process, on 127.0.0.1; a context
+    manager. ``extra``: more options for ``python -m tests.fakes``."""
 
-    def __init__(self, latency: float) -> None:
+    def __init__(self, latency: float, provider: str = "cometapi", extra: tuple[str, ...] = ()) -> None:
         self.latency = latency
+        self.provider = provider
+        self.extra = extra
         self.proc: subprocess.Popen | None = None
         self.base_url = self.key = ""
 
     def __enter__(self) -> "FakeProcess":
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.fakes", "cometapi", "--latency", str(self.latency), "--quiet"],
+            [sys.executable, "-m", "tests.fakes", self.provider, "--latency", str(self.latency), "--quiet", *self.extra],
             cwd=ROOT, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert self.proc.stdout is not None
@@ -109,18 +135,13 @@ class FakeProcess:
             self.proc.wait(10)
 
 
-def run_checks(folder: Path, db: Path, base_url: str, key: str, concurrency: int) -> dict:
-    """Scan ``folder`` and check every image with CometAPI, as the command line does.
+def check_phase(runner, folder: Path):
+    """Run the batch over ``folder``; time its check phase (from the plan to the end).
 
-    :returns: the check phase's wall and CPU seconds, the calls made and how they ended.
+    :returns: the stopwatch and the batch's summary.
     """
     from core.events import Finished, Plan
-    from core.providers import ProviderConfig
-    from core.runner import BatchRunner, RunOptions
-    from plugins.cometapi import CometAPIProvider
 
-    config = ProviderConfig(settings={"base_url": base_url, "concurrency": concurrency}, key=key, key_source="environment")
-    runner = BatchRunner(db, CometAPIProvider(config), RunOptions(concurrency=concurrency))
     check = Stopwatch()
     summary = None
     for event in runner.run([str(folder)]):
@@ -130,6 +151,21 @@ def run_checks(folder: Path, db: Path, base_url: str, key: str, concurrency: int
             check.__exit__()
             summary = event.summary
     assert summary is not None
+    return check, summary
+
+
+def run_checks(folder: Path, db: Path, base_url: str, key: str, concurrency: int) -> dict:
+    """Scan ``folder`` and check every image with CometAPI, as the command line does.
+
+    :returns: the check phase's wall and CPU seconds, the calls made and how they ended.
+    """
+    from core.providers import ProviderConfig
+    from core.runner import BatchRunner, RunOptions
+    from plugins.cometapi import CometAPIProvider
+
+    config = ProviderConfig(settings={"base_url": base_url, "concurrency": concurrency}, key=key, key_source="environment")
+    runner = BatchRunner(db, CometAPIProvider(config), RunOptions(concurrency=concurrency))
+    check, summary = check_phase(runner, folder)
     return {
         "wall": check.wall,
         "cpu": check.cpu,
@@ -174,6 +210,147 @@ def memory_child(argv: list[str]) -> int:
     return 0
 
 
+# --- the faults scenario ------------------------------------------------------------------------
+
+
+def provider_class(provider_id: str):
+    from plugins.cometapi import CometAPIProvider
+    from plugins.useapi import UseAPIProvider
+
+    return {"cometapi": CometAPIProvider, "useapi": UseAPIProvider}[provider_id]
+
+
+def timed_provider(provider_id: str, base_url: str, key: str):
+    """The provider at its default concurrency, with the fault run's read timeout, noting
+    when each of its calls started and ended (``calls``: pairs of ``time.monotonic()``)."""
+    from core.providers import ProviderConfig
+
+    base = provider_class(provider_id)
+
+    class Timed(base):
+        def __init__(self, config) -> None:
+            super().__init__(config)
+            self.calls: list[tuple[float, float]] = []
+
+        def check(self, image, data, ctx):
+            started = time.monotonic()
+            try:
+                return super().check(image, data, ctx)
+            finally:
+                self.calls.append((started, time.monotonic()))
+
+    settings = {"base_url": base_url, "read_timeout": FAULT_READ_TIMEOUT}
+    return Timed(ProviderConfig(settings=settings, key=key, key_source="environment"))
+
+
+def longest_idle(calls: list[tuple[float, float]]) -> float:
+    """The longest time between the first call's start and the last call's end with no
+    call in flight."""
+    longest, busy_until = 0.0, None
+    for started, ended in sorted(calls):
+        if busy_until is not None and started > busy_until:
+            longest = max(longest, started - busy_until)
+        busy_until = ended if busy_until is None else max(busy_until, ended)
+    return longest
+
+
+def fault_run(provider_id: str, folder: Path, work: Path, faults: bool) -> dict:
+    """Check ``folder`` with ``provider_id`` against its fake, with or without the mix.
+
+    :returns: wall seconds of the check phase, images by outcome, the longest time with no
+        call in flight, the fake's requests, slow answers, and images billed twice.
+    """
+    from core.runner import BatchRunner
+
+    tag = "faults" if faults else "clean"
+    log_file = work / f"{provider_id}-{tag}.jsonl"
+    extra = ("--log-file", str(log_file)) + (("--faults", str(FAULT_SEED), "--slow", str(FAULT_SLOW)) if faults else ())
+    with FakeProcess(LATENCY, provider_id, extra) as fake:
+        provider = timed_provider(provider_id, fake.base_url, fake.key)
+        runner = BatchRunner(work / f"{provider_id}-{tag}.db", provider)
+        check, summary = check_phase(runner, folder)
+    records = [json.loads(line) for line in log_file.read_text().splitlines()]
+    paid = "recognize" if provider_id == "cometapi" else "upload"
+    billed = Counter(r["image"] for r in records if r["endpoint"] == paid and r["billed"] and r["image"])
+    return {
+        "wall": check.wall,
+        "checked": summary.checked,
+        "failed": summary.failed + summary.rejected,
+        "left": summary.not_attempted,
+        "concurrency": runner.concurrency,
+        "idle": longest_idle(provider.calls),
+        "held": runner.pacer.held,
+        "requests": len(records),
+        "kinds": dict(Counter(r["kind"] for r in records)),
+        "slow": sum(r["kind"] == "slower_than_timeout" for r in records),
+        "billed_twice": sum(n > 1 for n in billed.values()),
+    }
+
+
+def faults_main(args) -> int:
+    count = args.images or (QUICK_FAULT_IMAGES if args.quick else FAULT_IMAGES)
+    providers = [args.provider] if args.provider else ["cometapi", "useapi"]
+    print_machine()
+    work = Path(tempfile.mkdtemp(prefix="kp-bench-faults-"))
+    figures, notes = [], []
+    try:
+        with prepared("remote-faults", {"images": count, "seed": args.seed}, args.data,
+                      lambda d: make_photos(d, count, args.seed, 0.3, 0.6)) as photos:  # fmt: skip
+            print(f"Data: {photos.files} photos ({photos.bytes / 1e6:,.0f} MB)", flush=True)
+            for provider_id in providers:
+                clean = fault_run(provider_id, photos.folder, work, faults=False)
+                print(f"{provider_id} without faults: {clean}", flush=True)
+                faulty = fault_run(provider_id, photos.folder, work, faults=True)
+                print(f"{provider_id} with faults: {faulty}", flush=True)
+                figures += fault_figures(provider_id, clean, faulty)
+                notes.append(
+                    f"{provider_id}: {faulty['checked']} checked, {faulty['failed']} failed with a reason, "
+                    f"{faulty['left']} left, in {faulty['wall']:.0f} s against {clean['wall']:.0f} s without faults; "
+                    f"{faulty['requests']} requests, of which {faulty['slow']} slower than the {FAULT_READ_TIMEOUT:g} s read timeout"
+                )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print_table(
+        f"Remote checks under faults: {LATENCY * 1000:.0f} ms latency, {count} photos, default concurrency",
+        figures,
+        notes=([QUICK_NOTE] if args.quick else []) + notes,
+    )
+    return 0
+
+
+def fault_figures(provider_id: str, clean: dict, faulty: dict) -> list[Figure]:
+    """Throughput against the fault-free run (time lost to read timeouts taken out: a slow
+    answer holds one worker for the read timeout), images billed twice, and the longest
+    time with no call in flight against the longest wait the server asked for."""
+    done = lambda run: run["checked"] + run["failed"]  # noqa: E731  (handled: an answer or a reason)
+    clean_rate = done(clean) / clean["wall"]
+    raw_rate = done(faulty) / faulty["wall"]
+    excluded = faulty["slow"] * FAULT_READ_TIMEOUT / faulty["concurrency"]
+    rate_ex = done(faulty) / max(1e-9, faulty["wall"] - excluded)
+    asked = max(RETRY_AFTER, provider_class(provider_id).rate_limit_base_wait)
+    rate_unheld = done(faulty) / max(1e-9, faulty["wall"] - excluded - faulty["held"])
+    return [
+        Figure(
+            f"{provider_id} at concurrency {faulty['concurrency']}: throughput under faults", f"{raw_rate:.2f} images/s",
+            f"without faults: {clean_rate:.2f}/s", f"{rate_ex / clean_rate:.2f} × ({raw_rate / clean_rate:.2f} × with the read timeouts)",
+            f"≥ {GOAL_FAULT_THROUGHPUT} ×", rate_ex / clean_rate >= GOAL_FAULT_THROUGHPUT,
+        ),
+        Figure(
+            f"{provider_id}: the same without the {faulty['held']:.0f} s the server asked the pool to wait", f"{rate_unheld:.2f} images/s",
+            f"without faults: {clean_rate:.2f}/s", f"{rate_unheld / clean_rate:.2f} ×",
+        ),
+        Figure(f"{provider_id}: images billed twice", str(faulty["billed_twice"]), "", "", "0", faulty["billed_twice"] == 0)
+        if provider_id == "cometapi" else
+        # useapi charges a subscription, not calls; an upload processed twice is a second asset.
+        Figure(f"{provider_id}: images uploaded twice (a second asset in the Kling account)", str(faulty["billed_twice"])),
+        Figure(
+            f"{provider_id}: longest time with no call in flight", f"{faulty['idle']:.1f} s",
+            f"longest wait asked: {asked:g} s", f"{faulty['idle'] / asked:.2f} ×",
+            f"≤ {GOAL_FAULT_GAP:g} ×", faulty["idle"] <= GOAL_FAULT_GAP * asked,
+        ),
+    ]  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--memory-child"]:
@@ -181,7 +358,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, help=f"images to check (default {IMAGES}, --quick {QUICK_IMAGES})")
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
+    parser.add_argument("--faults", action="store_true", help="the faults scenario instead (see above)")
+    parser.add_argument("--provider", choices=["cometapi", "useapi"], help="--faults: one provider only")
     args = parser.parse_args(argv)
+    if args.faults:
+        return faults_main(args)
     count = args.images or (QUICK_IMAGES if args.quick else IMAGES)
     sequential_count = min(count, QUICK_SEQUENTIAL if args.quick else SEQUENTIAL)
     memory_runs = QUICK_MEMORY_RUNS if args.quick else MEMORY_RUNS

@@ -12,7 +12,6 @@ import getpass
 import logging
 import os
 import signal
-import sqlite3
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -23,18 +22,19 @@ import click
 from . import __version__
 from .console import ProgressDisplay, describe_plan, progress_line, scan_line, summary_table
 from .context import AppContext
-from .errors import ProviderError, database_error_sentence, os_error_sentence
-from .events import FileSkipped, Finished, ImageFinished, Plan, ProviderHalted, ScanProgress, Waiting
+from .errors import ProviderError, user_sentence
+from .events import FileSkipped, Finished, ImageFinished, Plan, ProviderHalted, ScanProgress, Stopping, Waiting
 from .export import FORMATS, export_file
+from .quality import SETTINGS as QUALITY_SETTINGS
+from .quality import measure_missing
 from .logs import setup_logging
 from .plan import NOT_AN_IMAGE_CODES
-from .plugins import BUILTIN_PLUGINS, UnknownProviderError
+from .plugins import BUILTIN_PLUGINS
 from .runner import BatchRunner
 from .scan import stored_path
-from .secrets import NoSecureStoreError
 from .session import RunChoices, RunNotReady, prepare_run
 from .settings import SettingsError, parse_setting_assignment, resolve_provider_settings
-from .store import RowFilter, Store, StoreError
+from .store import RowFilter, Store
 from .words import PROVIDER_STATE_WORDS
 
 log = logging.getLogger("kling_preflight")
@@ -55,16 +55,13 @@ def friendly_errors(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (StoreError, SettingsError, NoSecureStoreError) as exc:
-            raise UserError(str(exc)) from None
-        except UnknownProviderError as exc:  # the registry's message is a sentence
-            raise UserError(exc.args[0] if exc.args else str(exc)) from None
-        except sqlite3.DatabaseError as exc:
-            raise click.ClickException(database_error_sentence(exc)) from None
         except BrokenPipeError:  # `export | head`: the reader has all it wanted
             _leave_quietly()
-        except OSError as exc:
-            raise click.ClickException(os_error_sentence(exc)) from None
+        except Exception as exc:
+            sentence = user_sentence(exc)
+            if sentence is None:  # a bug: its traceback is worth more than any sentence
+                raise
+            raise (UserError if sentence.mistake else click.ClickException)(sentence.text) from None
 
     return wrapper
 
@@ -243,10 +240,14 @@ def _drive(runner: BatchRunner, paths, confirm: Callable[[Plan], bool] | None):
     summary = None
 
     def on_interrupt(signum, frame):
-        signal.signal(signal.SIGINT, previous)
-        runner.cancel()
         display.clear()
-        click.echo("Stopping: saving the results so far (Ctrl-C again to quit at once)...", err=True)
+        if runner.stopping:  # the second Ctrl-C: leave the calls in flight (a third quits)
+            signal.signal(signal.SIGINT, previous)
+            runner.abandon()
+            click.echo("Leaving the calls in flight; they are recorded as unknown.", err=True)
+            return
+        runner.cancel()
+        click.echo("Stopping: no new calls; saving the results so far...", err=True)
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
@@ -264,6 +265,9 @@ def _drive(runner: BatchRunner, paths, confirm: Callable[[Plan], bool] | None):
                     click.echo(describe_plan(event))
                 elif confirm is not None and not confirm(event):
                     runner.cancel()
+            elif isinstance(event, Stopping):
+                display.clear()
+                click.echo(f"{str(event).capitalize()} (Ctrl-C again to leave them)...", err=True)
             elif isinstance(event, Waiting):
                 waiting = event
                 display.show(f"{event}")
@@ -290,18 +294,21 @@ def _drive(runner: BatchRunner, paths, confirm: Callable[[Plan], bool] | None):
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="Output file (default: standard output).")
 @click.option("-p", "--provider", "provider_id", help="Only this provider's results.")
 @click.option("--status", "statuses", multiple=True, type=click.Choice(["checked", "invalid", "rejected", "failed", "pending"]), help="Only these statuses (repeatable).")
-@click.option("--verdict", type=click.Choice(["avatar", "tryon", "asset"]), help="Only images ready for this workflow.")
+@click.option("--verdict", type=click.Choice(["avatar", "tryon", "asset", "review"]), help="Only images ready for this workflow; review: only those a person should look at first.")
 @click.option("--has-face/--no-face", "has_face", default=None, help="Only images with (or without) a face.")
+@click.option("--disagree", is_flag=True, default=None, help="Only images whose providers disagree about whether there is a face.")
 @click.option("--bom/--no-bom", default=True, show_default=True, help="Start CSV files with a UTF-8 byte order mark (Excel needs it).")
 @click.pass_obj
 @friendly_errors
-def export(app: AppContext, db, fmt, out, provider_id, statuses, verdict, has_face, bom) -> None:
+def export(app: AppContext, db, fmt, out, provider_id, statuses, verdict, has_face, disagree, bom) -> None:
     """Export results as CSV or JSON."""
     db_path = _db_path(app, db)
     if not db_path.exists():
         raise UserError(f"There is no results database at {db_path}: run `kling-preflight scan` first.")
     fmt = fmt or (FORMATS.get(out.suffix.lower(), "csv") if out is not None else "csv")
-    row_filter = RowFilter(provider=provider_id, statuses=tuple(statuses) or None, verdict=verdict, has_face=has_face)
+    review = True if verdict == "review" else None
+    row_filter = RowFilter(provider=provider_id, statuses=tuple(statuses) or None, verdict=None if review else verdict,
+                           has_face=has_face, review=review, disagree=disagree)
     with Store.open_readonly(db_path) as store:
         written = export_file(store, out, fmt=fmt, filter=row_filter, bom=bom and out is not None)
     if out is not None:
@@ -309,6 +316,10 @@ def export(app: AppContext, db, fmt, out, provider_id, statuses, verdict, has_fa
 
 
 # -- providers ----------------------------------------------------------------------------
+
+#: The name that stands for the quality thresholds in `settings set` and `settings show`.
+QUALITY = "quality"
+
 
 @main.command()
 @click.option("--check", is_flag=True, help="Verify each ready provider with a call that costs nothing.")
@@ -437,6 +448,10 @@ def settings_show(app: AppContext) -> None:
             continue
         for spec in cls.settings_spec:
             click.echo(f"  {spec.name:<16} {values.get(spec.name)!s:<32} {spec.help}")
+    thresholds = app.settings.quality_thresholds()
+    click.echo(f"{QUALITY}: (every provider; when a warning turns a yes into review)")
+    for spec in QUALITY_SETTINGS:
+        click.echo(f"  {spec.name:<18} {getattr(thresholds, spec.name)!s:<30} {spec.label}")
 
 
 @settings.command("set")
@@ -445,12 +460,34 @@ def settings_show(app: AppContext) -> None:
 @click.pass_obj
 @friendly_errors
 def settings_set(app: AppContext, provider_id: str, assignments) -> None:
-    """Change settings of PROVIDER (for example: settings set useapi email=me@example.com)."""
+    """Change settings of PROVIDER (for example: settings set useapi email=me@example.com) or the
+    quality thresholds (for example: settings set quality min_confidence=0.8)."""
+    if provider_id == QUALITY:
+        _set_quality(app, assignments)
+        return
     cls = app.registry.get(provider_id)
     new = app.settings.with_provider_values(provider_id, _overrides(app, provider_id, assignments))
     resolve_provider_settings(new, cls)  # validate before saving
     app.save_settings(new)
     click.echo(f"Saved to {app.paths.settings}")
+
+
+def _set_quality(app: AppContext, assignments) -> None:
+    """Save quality thresholds, then judge the stored results again (no provider is called)."""
+    try:
+        new = app.settings.with_quality_values(dict(_assignment(a) for a in assignments))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    app.save_settings(new)
+    click.echo(f"Saved to {app.paths.settings}")
+    db_path = _db_path(app, None)
+    if db_path.exists():
+        with Store(db_path) as store:
+            measured = measure_missing(store)
+            changed = store.recompute_warnings(new.quality_thresholds())
+        if measured:
+            click.echo(f"Measured {measured} images checked before quality was measured.")
+        click.echo(f"Judged the stored results again: {changed} changed.")
 
 
 @settings.command("default")
@@ -462,6 +499,146 @@ def settings_default(app: AppContext, provider_id: str) -> None:
     app.registry.get(provider_id)
     app.save_settings(app.settings.with_default_provider(provider_id))
     click.echo(f"Default provider: {provider_id}")
+
+
+# -- fix and collect ----------------------------------------------------------------------
+
+
+def _colour(ctx, param, value: str) -> tuple[int, int, int]:
+    from PIL import ImageColor
+
+    try:
+        return ImageColor.getrgb(value)[:3]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a colour: use a name (white) or #rrggbb.") from None
+
+
+def _report_copies(records, out: Path, dry_run: bool) -> int:
+    """Print a line per photo, write the manifest (not in a dry run), print the tally.
+
+    :returns: how many photos were left without the copy they needed.
+    """
+    from .copies import NOT_FIXED, SKIPPED, OutputError, discard_output, write_manifest
+
+    done: list = []
+    verb = "would write" if dry_run else "wrote"
+    try:
+        for record in records:
+            done.append(record)
+            if record.copy:
+                changes = f": {'; '.join(record.changes)}" if record.changes else ""
+                click.echo(f"{verb} {record.copy}  (from {record.original}){changes}")
+            elif record.action in (NOT_FIXED, SKIPPED):
+                click.echo(f"cannot use {record.original}: {record.why}", err=True)
+    except OutputError as exc:
+        if done and not dry_run:
+            try:
+                click.echo(f"Manifest of what was done: {write_manifest(out, done)}", err=True)
+            except OutputError as also:
+                click.echo(str(also), err=True)
+        if not dry_run:
+            discard_output(out)
+        raise click.ClickException(str(exc)) from None
+    left = sum(r.action in (NOT_FIXED, SKIPPED) for r in done)
+    made = sum(bool(r.copy) for r in done)
+    passing = len(done) - made - left
+    click.echo(f"{made} {'would be written' if dry_run else 'written'}, {left} could not be, {passing} needed nothing.")
+    if not dry_run and done:
+        click.echo(f"Manifest: {write_manifest(out, done)}")
+    return left
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Folder for the copies (created when missing).")
+@click.option("--lossless", is_flag=True, help="Write PNG copies instead of JPEG.")
+@click.option("--background", default="white", show_default=True, callback=_colour, help="Colour transparency is flattened on, and padding of --pad colour.")
+@click.option("--keep-gps", is_flag=True, help="Keep the GPS location (dropped by default).")
+@click.option("--fit", type=click.Choice(["pad", "crop"]), default="pad", show_default=True, help="Photos outside 1:2.5 to 2.5:1: pad them, or crop them around their faces.")
+@click.option("--pad", "pad_with", type=click.Choice(["blur", "colour"]), default="blur", show_default=True, help="Pad with a blurred extension of the photo or with the background colour.")
+@click.option("--upscale", is_flag=True, help="Enlarge photos under 300 px (Lanczos); otherwise they are left and told why.")
+@click.option("--dry-run", is_flag=True, help="Print what would be written; write nothing.")
+@click.option("--db", type=click.Path(dir_okay=False), help="Results database: face boxes for --fit crop, and where copies are linked to their originals.")
+@click.option("--recursive/--no-recursive", default=True, show_default=True, help="Look inside subfolders.")
+@click.pass_obj
+@friendly_errors
+def fix(app: AppContext, paths, out, lossless, background, keep_gps, fit, pad_with, upscale, dry_run, db, recursive) -> None:
+    """Write copies of the photos in PATHS that Kling would refuse, fixed so they pass, to --out.
+
+    Originals are never changed. Exit status 1 when some photo could not be fixed.
+    """
+    from .copies import OutputError, fix_files
+    from .fix import FixOptions
+
+    options = FixOptions(lossless=lossless, background=background, keep_gps=keep_gps, fit=fit, pad=pad_with, upscale=upscale)
+    db_path = _db_path(app, db)
+    store = None
+    if db_path.exists():  # a dry run reads faces but records nothing
+        store = Store.open_readonly(db_path) if dry_run else Store(db_path)
+    try:
+        faces = store.face_boxes() if store is not None and fit == "crop" else {}
+        records = fix_files(paths, out, options, dry_run=dry_run, recursive=recursive,
+                            faces_for=lambda sha256: faces.get(sha256, ()))
+        if store is not None and not dry_run:
+            records = store.recording_copies(records)
+        left = _report_copies(records, out, dry_run)
+    except OutputError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        if store is not None:
+            store.close()
+    if left:
+        sys.exit(EXIT_INCOMPLETE)
+
+
+@main.command()
+@click.option("--verdict", required=True, type=click.Choice(["avatar", "tryon", "asset"]), help="Photos ready for this workflow.")
+@click.option("--status", "statuses", multiple=True, type=click.Choice(["checked", "invalid", "rejected", "failed", "pending"]), help="Only these statuses (repeatable).")
+@click.option("-p", "--provider", "provider_id", help="Only this provider's verdicts.")
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Folder to copy them to (created when missing).")
+@click.option("--link", is_flag=True, help="Hard-link them (symbolic links across disks) instead of copying.")
+@click.option("--dry-run", is_flag=True, help="Print what would be written; write nothing.")
+@click.option("--db", type=click.Path(dir_okay=False), help="Results database (default: in the app's data folder).")
+@click.pass_obj
+@friendly_errors
+def collect(app: AppContext, verdict, statuses, provider_id, out, link, dry_run, db) -> None:
+    """Copy the photos ready for a workflow into one folder, names kept (a clash gets a suffix)."""
+    from .copies import OutputError, collect_files
+
+    db_path = _db_path(app, db)
+    if not db_path.exists():
+        raise UserError(f"There is no results database at {db_path}: run `kling-preflight scan` first.")
+    row_filter = RowFilter(provider=provider_id, statuses=tuple(statuses) or None, verdict=verdict)
+    with Store.open_readonly(db_path) as store:
+        seen: set[str] = set()
+        photos = []
+        for row in store.query_rows(row_filter):
+            if row["path"] not in seen and row["sha256"]:
+                seen.add(row["path"])
+                photos.append((row["path"], row["sha256"]))
+    try:
+        left = _report_copies(collect_files(photos, out, link=link, dry_run=dry_run), out, dry_run)
+    except OutputError as exc:
+        raise click.ClickException(str(exc)) from None
+    if left:
+        sys.exit(EXIT_INCOMPLETE)
+
+
+# -- merge --------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("others", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--db", type=click.Path(dir_okay=False), help="Results database to merge into (default: in the app's data folder).")
+@click.pass_obj
+@friendly_errors
+def merge(app: AppContext, others, db) -> None:
+    """Bring the results in OTHERS (other machines' results databases) into this one."""
+    from .merge import merge_databases
+
+    with Store(_db_path(app, db)) as store:
+        for report in merge_databases(store, others):
+            click.echo(report.sentence())
 
 
 if __name__ == "__main__":  # python -m core.cli

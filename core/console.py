@@ -22,16 +22,20 @@ from .words import (
     open_sentence,
     plural,
     run_sentence,
+    unknown_calls_lines,
 )
+from .quality import WARNING_LABELS
 
 
 def progress_line(progress: Progress, waiting: Waiting | None = None, width: int = 80) -> str:
-    """``[#######.......]  120/500  3 failed  12.3/s  ETA 0:31  waiting 8 s: rate limited``"""
+    """``[#######.......]  120/500  3 failed  12.3/s  ETA 0:31  4 at once  waiting 8 s: rate limited``"""
     finished = progress.done + progress.failed
     tail = f" {finished:,}/{progress.total:,}"
     if progress.failed:
         tail += f"  {progress.failed:,} failed"
     tail += f"  {progress.per_second:.1f}/s  ETA {format_duration(progress.eta_seconds)}"
+    if progress.concurrency:
+        tail += f"  {progress.concurrency} at once"
     if waiting is not None:
         tail += f"  {waiting}"
     bar_width = max(10, min(40, width - len(tail) - 3))
@@ -101,6 +105,7 @@ def summary_table(summary: Summary, counts: RowSummary) -> str:
         out.append(f"Stopped: {summary.halted}")
     elif summary.cancelled:
         out.append("Stopped by you: results so far are saved; run the same command again to continue.")
+    out.extend(unknown_calls_lines(summary))
     out.append("")
     out.append(f"{'Files':<28}{counts.files:>6,}")
     for status, label in STATUS_SUMMARY_LABELS.items():
@@ -117,6 +122,10 @@ def summary_table(summary: Summary, counts: RowSummary) -> str:
     for key, label in VERDICT_LABELS.items():
         c = counts.verdicts.get(key, {})
         out.append(f"  {label:<18}" + "".join(f"{c.get(v, 0):>{w},}" for v, w in zip(values, widths)))
+    if counts.warnings:
+        out.append("Why a person should look (review):")
+        for code, n in sorted(counts.warnings.items(), key=lambda kv: (-kv[1], kv[0])):
+            out.append(f"  {WARNING_LABELS.get(code, code):<26}{n:>6,}")
     out.append("")
     out.append(f"Images with a face: {counts.with_face:,}")
     if counts.cost:

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .logs import Redactor
+from .redact import Redactor
 from .models import Availability
 from .paths import AppPaths, app_paths
 from .plugins import ProviderRegistry
@@ -49,8 +49,16 @@ class AppContext:
         self.paths = (paths or app_paths(self.environ)).ensure()
         self.redactor = redactor or Redactor()
         self._keystore = keystore
-        self.registry = registry or ProviderRegistry()
+        self._registry = registry
         self.settings: AppSettings = load_settings(self.paths)
+
+    @property
+    def registry(self) -> ProviderRegistry:
+        """The providers, loaded on first use: by then the front end has set up logging, so
+        a broken plugin's traceback goes to the log file, not onto the terminal."""
+        if self._registry is None:
+            self._registry = ProviderRegistry()
+        return self._registry
 
     @property
     def keystore(self) -> KeyStore:

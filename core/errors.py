@@ -7,8 +7,18 @@ sentences for the user and never contain a key.
 
 from __future__ import annotations
 
+import sqlite3
+from dataclasses import dataclass
 
-class ProviderError(Exception):
+
+class SaysSentence(Exception):
+    """Mixed into every error whose message is already a sentence for the user (a bad
+    setting, a database that is not ours, a provider that refused). :func:`user_sentence`
+    shows its message as it is; an error without this mark is either an OS or database
+    error it knows how to word, or a bug."""
+
+
+class ProviderError(SaysSentence):
     """Base class. ``code`` is a stable short identifier for exports and filters."""
 
     code = "provider_error"
@@ -85,6 +95,32 @@ class Cancelled(Exception):
 
 
 # -- sentences for errors a user can cause or fix, shared by the CLI and the desktop ---------
+
+
+@dataclass(frozen=True)
+class UserSentence:
+    """What to tell the user about an error. ``mistake`` is True when the user can fix it
+    by asking differently (a setting, a name, a file that is not ours): the CLI exits 2;
+    otherwise the computer stood in the way (a full disk, a damaged database): exit 1."""
+
+    text: str
+    mistake: bool
+
+
+def user_sentence(exc: BaseException) -> UserSentence | None:
+    """The one place an exception becomes the sentence the CLI and the desktop show.
+
+    :returns: the sentence, or None when ``exc`` is a bug (to be logged with its traceback
+        and reported, never worded away).
+    """
+    if isinstance(exc, SaysSentence):
+        # args[0], not str(): a KeyError subclass would come out in quotes.
+        return UserSentence(str(exc.args[0]) if exc.args else str(exc), mistake=True)
+    if isinstance(exc, sqlite3.DatabaseError):
+        return UserSentence(database_error_sentence(exc), mistake=False)
+    if isinstance(exc, OSError):
+        return UserSentence(os_error_sentence(exc), mistake=False)
+    return None
 
 
 def database_error_sentence(exc: Exception) -> str:

@@ -62,6 +62,8 @@ class Progress:
     total: int  # to_check of the plan
     elapsed: float  # seconds since the check phase started
     per_second: float
+    #: Calls allowed in flight at once: the pace the provider's account settled at (0: unknown).
+    concurrency: int = 0
 
     @property
     def remaining(self) -> int:
@@ -102,6 +104,19 @@ class ProviderHalted:
 
 
 @dataclass(frozen=True)
+class Stopping:
+    """A stopped batch starts nothing new and waits up to ``grace`` seconds for the calls
+    already sent: their answers may be paid for, so each one that arrives is stored."""
+
+    calls_in_flight: int
+    grace: float
+
+    def __str__(self) -> str:
+        calls = "1 call" if self.calls_in_flight == 1 else f"{self.calls_in_flight} calls"
+        return f"waiting for {calls} in flight"
+
+
+@dataclass(frozen=True)
 class Paused:
     paused: bool  # True when the runner stopped starting new work, False when it resumed
 
@@ -121,6 +136,11 @@ class Summary:
     halted: str | None = None  # the provider's stopping sentence
     elapsed: float = 0.0
     dry_run: bool = False
+    #: Calls a killed earlier run left in flight, found at this start: recorded as failed,
+    #: since nobody knows whether they were billed or uploaded.
+    interrupted_calls: int = 0
+    #: Calls this run left in flight when told to stop waiting: their outcome is unknown.
+    calls_left: int = 0
 
     @property
     def complete(self) -> bool:
@@ -133,4 +153,4 @@ class Finished:
     summary: Summary
 
 
-Event = ScanProgress | FileSkipped | Plan | ImageFinished | Waiting | ProviderHalted | Paused | Finished
+Event = ScanProgress | FileSkipped | Plan | ImageFinished | Waiting | ProviderHalted | Stopping | Paused | Finished

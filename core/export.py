@@ -7,20 +7,20 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import secrets
 import sys
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
+from core.atomic_write import atomic_write
 from core.models import FLAG_TYPES, VERDICT_RULES
 from core.store import RowFilter, Store
 
 CSV_COLUMNS: tuple[str, ...] = (
     "path", "file", "folder", "bytes", "format", "width", "height", "provider", "status", "valid",
     "problem_codes", "problems", *FLAG_TYPES, "face_count", "faces",
-    *(f"verdict_{name}" for name in VERDICT_RULES),
+    *(f"verdict_{name}" for name in VERDICT_RULES), "warning_codes", "warnings",
     "cost", "request_id", "attempts", "duration_ms", "error_code", "error", "checked_at", "sha256",
+    "ready_copy",
 )  # fmt: skip
 
 #: Export formats by file suffix.
@@ -114,20 +114,9 @@ def export_rows(rows: Iterable[dict[str, Any]], path: Path | None, *, fmt: str |
         if hasattr(out, "reconfigure"):
             out.reconfigure(encoding="utf-8", newline="")  # csv writes its own \r\n
         return write(out)
-    path = Path(path)
-    # Not tempfile.mkstemp: its files are private (0600), and os.replace would keep that;
-    # an export should get the permissions any new file of the user's gets.
-    temp_name = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
-    try:
-        with open(temp_name, "x", encoding="utf-8", newline="") as out:
-            count = write(out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return count
+    # An export gets the permissions any new file of the user's gets (not private).
+    with atomic_write(path, newline="") as out:
+        return write(out)
 
 
 def _csv_cells(row: dict[str, Any]) -> list[Any]:
@@ -139,6 +128,8 @@ def _csv_cells(row: dict[str, Any]) -> list[Any]:
         "problems": " | ".join(p["message"] for p in problems),
         **{name: _yes_no(row[name]) for name in FLAG_TYPES},
         "faces": ";".join(f"{f['x']},{f['y']},{f['width']},{f['height']}" for f in row["faces"]),
+        "warning_codes": ";".join(w["code"] for w in row["warnings"]),
+        "warnings": " | ".join(w["message"] for w in row["warnings"]),
     }
     return ["" if values[name] is None else values[name] for name in CSV_COLUMNS]
 
@@ -150,12 +141,15 @@ def _json_item(row: dict[str, Any]) -> dict[str, Any]:
         "provider": row["provider"],
         "status": row["status"],
         "valid": row["valid"],
-        "problems": [{"code": p["code"], "message": p["message"]} for p in row["problems"]],
+        "problems": [
+            {"code": p["code"], "message": p["message"], "fixable": bool(p.get("fixable"))} for p in row["problems"]
+        ],
         "flags": {name: row[name] for name in FLAG_TYPES},
         "face_count": row["face_count"],
         "faces": row["faces"],
         "result_urls": row["result_urls"],
         "verdicts": {name: row[f"verdict_{name}"] for name in VERDICT_RULES},
+        "warnings": [{"code": w["code"], "message": w["message"]} for w in row["warnings"]],
         "cost": row["cost"],
         "request_id": row["request_id"],
         "attempts": row["attempts"],
@@ -163,6 +157,7 @@ def _json_item(row: dict[str, Any]) -> dict[str, Any]:
         "error": {"code": row["error_code"], "message": row["error"]} if has_error else None,
         "checked_at": row["checked_at"],
         "raw": _parsed_raw(row["raw"]),
+        "ready_copy": row["ready_copy"],
     }
 
 

@@ -2,7 +2,7 @@
 
 A plugin is a module (or object) with functions marked ``@hookimpl``::
 
-    from core.hookspecs import hookimpl
+    from plugins.api import hookimpl   # a plugin's one import from the app (see plugins/api.py)
 
     @hookimpl
     def register_providers(register):

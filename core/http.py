@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
+import socket
 import threading
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -21,6 +22,8 @@ from typing import Any, BinaryIO, ClassVar, Mapping
 from urllib.parse import urlsplit
 
 import requests
+import urllib3.connection
+import urllib3.connectionpool
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
@@ -37,6 +40,7 @@ from .errors import (
 )
 from .models import Availability
 from .providers import Provider, ProviderConfig, SettingSpec
+from .redact import redact
 
 USER_AGENT = f"kling-preflight/{__version__}"
 #: No answer we expect is bigger than a few KB; a server sending more is not one of ours.
@@ -53,7 +57,6 @@ NOT_FORWARDED_STATUSES = frozenset({503, 521, 522, 523})
 #: Headers that may carry a request id, most specific first (cf-ray is what support asks for
 #: when nothing else is there).
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-oneapi-request-id", "x-amzn-requestid", "cf-ray")
-_BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',;()\[\]]+")
 _CHUNK_BYTES = 64 * 1024
 
 
@@ -134,14 +137,13 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 
 def scrub(text: str, secret: str | None = None) -> str:
-    """Remove a key from text: the key itself and anything written after ``Bearer``.
+    """Remove a key from text: :func:`core.redact.redact` with this one key.
 
     :param text: any text that may reach a message, a log or the database.
     :param secret: the key to remove wherever it appears.
     :returns: the text with keys replaced by ``[redacted]``.
     """
-    text = _BEARER.sub(r"\1[redacted]", text)
-    return text.replace(secret, "[redacted]") if secret else text
+    return redact(text, (secret,) if secret else ())
 
 
 def _scrub_values(value: Any, secret: str | None) -> Any:
@@ -198,20 +200,79 @@ def connection_settings(
     )
 
 
-def make_session(concurrency: int) -> requests.Session:
+class OpenConnections:
+    """The connections a session opened, kept weakly, safe to add to and cut from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connections: weakref.WeakSet = weakref.WeakSet()
+
+    def add(self, connection: Any) -> None:
+        with self._lock:
+            self._connections.add(connection)
+
+    def cut(self) -> None:
+        """Shut every socket down: a read blocked on one ends at once with an error."""
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def make_session(concurrency: int, live: OpenConnections | None = None) -> requests.Session:
     """A session whose pool holds one connection per concurrent call and never retries.
 
     :param concurrency: how many calls the provider makes at once.
+    :param live: when given, every connection the session opens is added to it (so that
+        :meth:`HttpClient.abort` can cut them).
     :returns: the session, with the app's User-Agent.
     """
     session = requests.Session()
-    # Retries are the runner's decision: a silent retry here could pay twice.
-    adapter = HTTPAdapter(pool_connections=concurrency, pool_maxsize=concurrency, max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
+    mount_pools(session, concurrency, live)
     session.headers["User-Agent"] = USER_AGENT
     session.headers["Accept"] = "application/json"
     return session
+
+
+def mount_pools(session: requests.Session, concurrency: int, live: OpenConnections | None = None) -> None:
+    """Give ``session`` a pool of ``concurrency`` connections per host (fewer would make
+    urllib3 open and throw away extra ones, warning "Connection pool is full" each time)."""
+    # Retries are the runner's decision: a silent retry here could pay twice.
+    adapter = HTTPAdapter(pool_connections=concurrency, pool_maxsize=concurrency, max_retries=0)
+    if live is not None:
+        adapter.poolmanager.pool_classes_by_scheme = _tracking_pool_classes(live)
+    for prefix in ("https://", "http://"):
+        old = session.adapters.get(prefix)
+        session.mount(prefix, adapter)
+        if old is not None and old is not adapter:
+            old.close()
+
+
+def _tracking_pool_classes(live: OpenConnections) -> dict[str, type]:
+    """urllib3 pool classes whose connections register in ``live`` once connected."""
+
+    class Connection(urllib3.connection.HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            live.add(self)
+
+    class SecureConnection(urllib3.connection.HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            live.add(self)
+
+    class Pool(urllib3.connectionpool.HTTPConnectionPool):
+        ConnectionCls = Connection
+
+    class SecurePool(urllib3.connectionpool.HTTPSConnectionPool):
+        ConnectionCls = SecureConnection
+
+    return {"http": Pool, "https": SecurePool}
 
 
 class _BearerAuth(AuthBase):
@@ -307,7 +368,19 @@ class HttpClient:
         self.max_body = max_body
         self._key = key
         self._auth = _BearerAuth(key) if key else None
-        self._session = make_session(concurrency)
+        self._live = OpenConnections()  # for abort()
+        self._session = make_session(concurrency, self._live)
+        #: The service has answered at least once (any status): it exists at this address.
+        self._answered = threading.Event()
+
+    def resize(self, concurrency: int) -> None:
+        """Hold ``concurrency`` connections from now on (call before the batch's calls)."""
+        mount_pools(self._session, max(1, concurrency), self._live)
+
+    def abort(self) -> None:
+        """Cut every open connection, from any thread: calls in flight fail at once as
+        "outcome unknown" instead of waiting for their answer (a second stop)."""
+        self._live.cut()
 
     def __repr__(self) -> str:
         return f"HttpClient({self.service!r}, {self.base_url!r})"
@@ -315,6 +388,13 @@ class HttpClient:
     def scrub(self, text: str) -> str:
         """:func:`scrub` with this client's key."""
         return scrub(text, self._key)
+
+    def get(self, path: str) -> Reply:
+        """Send one GET (a free lookup) and read the whole answer, whatever its status.
+
+        :raises core.errors.ProviderError: as :meth:`post`.
+        """
+        return self._send("GET", path)
 
     def post(
         self,
@@ -331,7 +411,8 @@ class HttpClient:
         Redirects are not followed: for these APIs a redirect means a wrong base URL.
 
         :param path: appended to the base URL, e.g. ``"/kling/v1/videos/image-recognize"``.
-        :param cancel: when set before sending or while the answer arrives, give up.
+        :param cancel: when set before sending, give up. Once sent, the answer is read
+            whatever happens to the flag: it may be paid for (:meth:`abort` cuts it instead).
         :param json_body: sent as JSON; or ``data`` with ``content_type``: bytes, or a
             readable object with ``len()`` (sent as it is read, with a Content-Length).
         :param params: query parameters.
@@ -342,10 +423,23 @@ class HttpClient:
         """
         if cancel is not None and cancel.is_set():
             raise Cancelled()
+        return self._send("POST", path, json_body=json_body, data=data, content_type=content_type, params=params)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        data: bytes | BinaryIO | None = None,
+        content_type: str | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Reply:
         url = self.base_url + path
         headers = {"Content-Type": content_type} if content_type else {}
         try:
-            with self._session.post(
+            with self._session.request(
+                method,
                 url,
                 json=json_body,
                 data=data,
@@ -356,7 +450,8 @@ class HttpClient:
                 stream=True,
                 allow_redirects=False,
             ) as response:
-                body = self._read_capped(response, cancel)
+                self._answered.set()
+                body = self._read_capped(response)
                 reply_headers = {k.lower(): v for k, v in response.headers.items()}
                 status = response.status_code
         except requests.RequestException as exc:
@@ -365,15 +460,13 @@ class HttpClient:
         text = self.scrub(body.decode("utf-8", errors="replace").lstrip("\ufeff"))
         return Reply(url=url, status=status, headers=reply_headers, text=text, secret=self._key)
 
-    def _read_capped(self, response: requests.Response, cancel: threading.Event | None) -> bytes:
+    def _read_capped(self, response: requests.Response) -> bytes:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self.max_body:
             raise self._too_big(response.status_code)
         chunks: list[bytes] = []
         total = 0
         for chunk in response.iter_content(_CHUNK_BYTES):
-            if cancel is not None and cancel.is_set():
-                raise Cancelled()
             total += len(chunk)
             if total > self.max_body:
                 raise self._too_big(response.status_code)
@@ -389,10 +482,12 @@ class HttpClient:
     def transport_error(self, exc: requests.RequestException) -> ProviderError:
         """Sort a failure on the wire by whether the server may have processed the request.
 
-        Nothing reached the server (refused, DNS, connect timeout, proxy): NotProcessed.
-        The request went out and the answer did not come back whole (read timeout, dropped
-        connection, truncated body): OutcomeUnknown. TLS failures and unusable URLs will
-        not mend on retry: ProviderStopped.
+        Nothing reached the server (refused, DNS, connect timeout, proxy): NotProcessed;
+        but a refusal or an unknown host from a service that has not answered once through
+        this client is a wrong address or a service that is not there: ProviderStopped, said
+        at once rather than after minutes of retries. The request went out and the answer
+        did not come back whole (read timeout, dropped connection, truncated body):
+        OutcomeUnknown. TLS failures and unusable URLs will not mend on retry: ProviderStopped.
 
         :param exc: what requests raised.
         :returns: the error to raise.
@@ -409,10 +504,15 @@ class HttpClient:
         if isinstance(exc, requests.exceptions.ProxyError):
             return NotProcessed(say(f"The proxy refused the connection to {service} at {base}"))
         if isinstance(exc, requests.ConnectionError):
+            never = not self._answered.is_set()
+            unreachable = ProviderStopped if never else NotProcessed
+            hint = ", and it has not answered once: check the base URL and the network" if never else ""
             if _caused_by(exc, urllib3.exceptions.NameResolutionError):
-                return NotProcessed(say(f"Could not connect to {service}: the host name in {base} could not be resolved"))
+                return unreachable(
+                    say(f"Could not connect to {service}: the host name in {base} could not be resolved{hint}")
+                )
             if _caused_by(exc, urllib3.exceptions.NewConnectionError):
-                return NotProcessed(say(f"Could not connect to {service} at {base}: the connection was refused"))
+                return unreachable(say(f"Could not connect to {service} at {base}: the connection was refused{hint}"))
             return OutcomeUnknown(
                 say(f"The connection to {service} dropped after the request was sent; it may have been processed")
             )
@@ -479,6 +579,25 @@ class HttpClient:
         self._session.close()
 
 
+def doubled_path(base_url: str, api_paths: tuple[str, ...]) -> str | None:
+    """The end of the base URL's path that an API path begins with, as when the vendor's
+    whole address (``https://api.useapi.net/v1/kling``) is pasted as the base URL.
+
+    >>> doubled_path("https://api.useapi.net/v1/kling", ("/v1/kling/assets/",))
+    '/v1/kling'
+
+    :returns: that part, starting with ``/``, or None when the path does not overlap.
+    """
+    base = [part for part in urlsplit(base_url).path.split("/") if part]
+    for path in api_paths:
+        api = [part for part in path.split("/") if part]
+        for start in range(len(base)):
+            tail = base[start:]
+            if api[: len(tail)] == tail:
+                return "/" + "/".join(tail)
+    return None
+
+
 def _causes(exc: BaseException):
     """The exception and everything it wraps (args, urllib3's ``reason``, chained causes)."""
     seen: set[int] = set()
@@ -511,6 +630,8 @@ class HttpProvider(Provider):
     #: The vendor's name in messages, e.g. "CometAPI".
     service: ClassVar[str]
     default_base_url: ClassVar[str]
+    #: The paths the provider appends to the base URL (to spot one pasted into it).
+    api_paths: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
@@ -527,6 +648,14 @@ class HttpProvider(Provider):
             )
         except ValueError as exc:
             self._setup_problem = say(f"The settings of {self.service} are not usable", str(exc))
+        else:
+            doubled = doubled_path(self._client.base_url, self.api_paths)
+            if doubled is not None:
+                shorter = self._client.base_url[: -len(doubled)]
+                self._setup_problem = (
+                    f"The base URL of {self.service} ends with {doubled}, which Kling Preflight adds itself: "
+                    f"remove {doubled} from it ({shorter})."
+                )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._client!r}, key_source={self.config.key_source!r})"
@@ -546,6 +675,21 @@ class HttpProvider(Provider):
         if not ready.ready or self._client is None:
             raise ProviderStopped(say(f"{self.service} cannot run", ready.reason))
         return self._client
+
+    @property
+    def longest_call(self) -> float:
+        if self._client is None:
+            return super().longest_call
+        connect, read = self._client.timeouts
+        return connect + read + 1.0
+
+    def set_concurrency(self, calls: int) -> None:
+        if self._client is not None:
+            self._client.resize(calls)
+
+    def abort(self) -> None:
+        if self._client is not None:
+            self._client.abort()
 
     def close(self) -> None:
         if self._client is not None:

@@ -11,68 +11,20 @@ from __future__ import annotations
 import logging
 import logging.handlers
 from pathlib import Path
-import re
 import sys
-import threading
 
 from .paths import AppPaths
+from .redact import Redactor
 
-REDACTED = "[redacted]"
 LOG_FILE_NAME = "kling-preflight.log"
 LOG_FILE_BYTES = 1024 * 1024
 LOG_FILE_BACKUPS = 3
 #: Names of the handlers :func:`setup_logging` installs, so a second call can replace them.
 HANDLER_NAMES = ("kling-preflight-file", "kling-preflight-stderr")
 
-# Shorter strings would blank out ordinary words all over the log.
-_MIN_SECRET_LENGTH = 4
-# "Authorization: Bearer abc", "'Authorization': 'Bearer abc'", "authorization=abc": the value
-# runs to the end of the line or the closing quote.
-_AUTHORIZATION = re.compile(r"""(?i)(authorization['"]?\s*[:=]\s*['"]?)[^'"\r\n]+""")
-# RFC 6750's token characters.
-_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9\-._~+/]+=*")
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
 _TRACEBACK_FORMATTER = logging.Formatter()
-
-
-class Redactor:
-    """The secrets this process knows, and a way to blank them out of any text.
-
-    Safe to share between threads.
-    """
-
-    def __init__(self) -> None:
-        self._secrets: set[str] = set()
-        self._lock = threading.Lock()
-
-    def add(self, secret: str | None) -> None:
-        """Remember a secret so that :meth:`redact` hides it from now on.
-
-        :param secret: the secret; surrounding whitespace is ignored, and so is anything
-            shorter than 4 characters (it would blank out ordinary words).
-        """
-        if not secret:
-            return
-        secret = secret.strip()
-        if len(secret) < _MIN_SECRET_LENGTH:
-            return
-        with self._lock:
-            self._secrets.add(secret)
-
-    def redact(self, text: str) -> str:
-        """Hide every known secret, bearer token and Authorization value in ``text``.
-
-        :param text: any text about to be written somewhere.
-        :returns: the text with each of them replaced by ``[redacted]``.
-        """
-        with self._lock:
-            # Longest first, so a secret that contains another is hidden whole.
-            secrets = sorted(self._secrets, key=len, reverse=True)
-        for secret in secrets:
-            text = text.replace(secret, REDACTED)
-        text = _AUTHORIZATION.sub(rf"\g<1>{REDACTED}", text)
-        return _BEARER.sub(rf"\g<1>{REDACTED}", text)
 
 
 class RedactingFilter(logging.Filter):

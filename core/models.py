@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from fractions import Fraction
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 #: The four recognition flags Kling documents, in the order we show them.
 FLAG_TYPES: tuple[str, ...] = ("head_seg", "face_seg", "cloth_seg", "object_seg")
@@ -23,12 +23,14 @@ class Problem:
     """One thing wrong with a file, as a stable code and a sentence a user understands.
 
     ``blocking`` is False for notes that do not stop a file being sent (for example a PNG
-    whose name ends in ``.jpg``).
+    whose name ends in ``.jpg``). ``fixable`` is True when ``kling-preflight fix`` can make
+    a copy without this problem (:func:`core.validate.validate` decides it, in one place).
     """
 
     code: str
     message: str
     blocking: bool = True
+    fixable: bool = False
 
 
 def is_valid(problems: Iterable[Problem]) -> bool:
@@ -127,6 +129,8 @@ class Verdict(str, Enum):
     YES = "yes"
     NO = "no"
     UNKNOWN = "unknown"
+    #: Usable, but a person should look first: always comes with its warnings.
+    REVIEW = "review"
 
 
 #: Which flags each workflow needs. Order is the order of the verdict columns.
@@ -137,7 +141,9 @@ VERDICT_RULES: Mapping[str, tuple[str, ...]] = {
 }
 
 
-def verdicts(valid: bool, flags: Mapping[str, bool | None]) -> dict[str, Verdict]:
+def verdicts(
+    valid: bool, flags: Mapping[str, bool | None], review: Iterable[str] = ()
+) -> dict[str, Verdict]:
     """Decide, per workflow, whether an image is ready for it.
 
     >>> verdicts(True, {"head_seg": True, "face_seg": True})["avatar"]
@@ -145,14 +151,18 @@ def verdicts(valid: bool, flags: Mapping[str, bool | None]) -> dict[str, Verdict
 
     Invalid files are never ready. A flag that is False makes the verdict "no" even when
     another is unknown; otherwise any unknown flag makes it "unknown".
+
+    :param review: workflows a quality warning concerns (:func:`core.quality.review_workflows`):
+        there a "yes" becomes "review".
     """
+    review = frozenset(review)
     out: dict[str, Verdict] = {}
     for workflow, needed in VERDICT_RULES.items():
         values = [flags.get(name) for name in needed]
         if not valid or any(v is False for v in values):
             out[workflow] = Verdict.NO
         elif all(v is True for v in values):
-            out[workflow] = Verdict.YES
+            out[workflow] = Verdict.REVIEW if workflow in review else Verdict.YES
         else:
             out[workflow] = Verdict.UNKNOWN
     return out
@@ -195,6 +205,10 @@ class Outcome:
     error: str | None = None
     attempts: int = 0
     duration_ms: int | None = None
+    #: The local measurement of the image (:class:`core.quality.PhotoQuality`), None when
+    #: it was not measured, and the quality warnings for this answer.
+    quality: Any = None
+    warnings: tuple[Any, ...] = ()
 
     @property
     def valid(self) -> bool:

@@ -16,6 +16,7 @@ from typing import Iterable
 import pluggy
 
 from . import hookspecs
+from .errors import SaysSentence
 from .providers import Provider
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class PluginProblem:
     message: str
 
 
-class UnknownProviderError(KeyError):
+class UnknownProviderError(SaysSentence, KeyError):
     """No provider has this id. A KeyError, so lookups read naturally; its own class, so a
     KeyError from a bug elsewhere is never shown to a user as "no such provider"."""
 

@@ -22,6 +22,13 @@ from PIL import Image, UnidentifiedImageError
 from .models import Problem, ProbedImage, ScannedFile
 from .scan import file_path
 
+try:  # iPhone HEIC/HEIF: readable when pillow-heif is installed (a dependency; optional here)
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover - then HEIC stays "not readable", as before
+    pass
+
 #: Name endings, per format, that honestly describe the content.
 FORMAT_EXTENSIONS: dict[str, frozenset[str]] = {
     "JPEG": frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".jif"}),
@@ -337,6 +344,8 @@ def _read_pixels(
                 if read_at_once is not None:
                     im.decodermaxblock = max(im.decodermaxblock, read_at_once)
                 im.load()
+            if getattr(im, "n_frames", 1) > 1:
+                return width, height, [_animated(im.format or pillow_id, im.n_frames)]
     except Image.DecompressionBombError:
         limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
         message = (
@@ -347,6 +356,12 @@ def _read_pixels(
     except Exception as error:  # Pillow's plugins raise many exception types on bad input
         return width, height, [_damage(error)]
     return width, height, []
+
+
+def _animated(pillow_id: str, frames: int) -> Problem:
+    """A note, not a failure: only the first frame of an animation is ever used."""
+    message = f"This {format_label(pillow_id)} is animated ({frames:,} frames): only its first frame is used."
+    return Problem("animated", message, blocking=False)
 
 
 def _png_in_one_idat(data: bytes) -> bytes | None:
@@ -385,6 +400,10 @@ def _png_in_one_idat(data: bytes) -> bytes | None:
     crc = zlib.crc32(body, zlib.crc32(b"IDAT"))
     header = len(body).to_bytes(4, "big") + b"IDAT"
     return b"".join([view[:8], *before, header, body, crc.to_bytes(4, "big"), *after])
+
+
+#: For core/fix.py, which decodes the same PNGs the same way, for the same reason.
+png_in_one_idat = _png_in_one_idat
 
 
 def _reduce_jpeg_decode(im: Image.Image) -> None:

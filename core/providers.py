@@ -15,7 +15,7 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Protocol
+from typing import Any, Callable, ClassVar, Mapping, Protocol
 
 from .models import Availability, CheckResult, Constraints, ProbedImage
 
@@ -78,10 +78,18 @@ class DictMemo:
 
 @dataclass(frozen=True)
 class CheckContext:
-    """Per-call help from the runner: a cancel flag to honour and a memo."""
+    """Per-call help from the runner: a cancel flag to honour, a memo, and the journal.
+
+    ``journal(image, kind)`` records, committed, that a call of ``kind`` (see
+    :meth:`Provider.journal_kind`) is about to go out for ``image``, and returns once it is
+    recorded; a provider calls it before such a call the runner could not foresee (useapi
+    uploading again after a remembered URL stopped working). It raises
+    :class:`~core.errors.Cancelled` when the batch is stopping. None outside a batch.
+    """
 
     cancel: threading.Event
     memo: Memo
+    journal: Callable[[ProbedImage, str], None] | None = None
 
 
 class Provider(ABC):
@@ -99,9 +107,12 @@ class Provider(ABC):
     key_env: ClassVar[str | None] = None
     #: The input rules files must meet before they are sent.
     constraints: ClassVar[Constraints] = Constraints()
-    #: True when a repeated call costs nothing, so outcome-unknown failures may be retried.
+    #: True when a repeated call costs nothing. Only then does the runner honour
+    #: ``max_outcome_unknown_retries`` on its own; otherwise it retries such a failure only
+    #: when the user allowed it (``--retry-ambiguous``), since the retry may be billed again.
     retries_are_free: ClassVar[bool] = False
-    #: Retries allowed after an outcome-unknown failure without the user's say-so.
+    #: Retries allowed after an outcome-unknown failure without the user's say-so, when
+    #: ``retries_are_free``.
     max_outcome_unknown_retries: ClassVar[int] = 0
     #: First wait after a rate limit without Retry-After, in seconds; doubles each time.
     rate_limit_base_wait: ClassVar[float] = 1.0
@@ -111,6 +122,9 @@ class Provider(ABC):
     cost_note: ClassVar[str] = ""
     default_concurrency: ClassVar[int] = 4
     settings_spec: ClassVar[tuple[SettingSpec, ...]] = ()
+    #: Call kind (see :meth:`journal_kind`) -> the sentence an image's failed result carries
+    #: when such a call was in flight as the run was killed.
+    unknown_outcome_messages: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
@@ -138,6 +152,27 @@ class Provider(ABC):
         :returns: the result.
         :raises core.errors.ProviderError: a subclass saying what to do next.
         """
+
+    def journal_kind(self, image: ProbedImage, memo: Memo) -> str | None:
+        """The call a check of ``image`` will make that costs money or leaves something
+        behind (a billed recognition, an upload), by the provider's name for it; None when
+        it makes none. The runner journals it, committed, before the check starts, so that a
+        kill cannot make it be sent again unnoticed. When the provider later stores a memo
+        value of this kind for the image, that call's answer is known to be kept.
+        """
+        return None
+
+    @property
+    def longest_call(self) -> float:
+        """Seconds one call can take before it gives up by itself: how long a stop waits
+        for the calls in flight, whose answers may already be paid for."""
+        return 3.0
+
+    def set_concurrency(self, calls: int) -> None:
+        """How many calls the runner will have in flight at once (sizes connection pools)."""
+
+    def abort(self) -> None:
+        """Give up the calls in flight now (a second stop), from any thread."""
 
     def verify(self) -> str:
         """Check the configuration with a call that costs nothing.

@@ -7,7 +7,12 @@ pool of worker threads. The thread that iterates the generator is the only one t
 to the database; workers hand their outcomes back and never touch it.
 
 Control from any thread: :meth:`pause` (finish what is in flight, start nothing new),
-:meth:`resume`, :meth:`cancel` (stop now: results already obtained are kept).
+:meth:`resume`, :meth:`cancel` (start nothing new, wait a bounded time for the calls in
+flight and keep every answer), :meth:`abandon` (a second stop: leave those calls at once).
+
+Never pay twice: before a call that costs money or leaves something behind goes out, the
+writer thread journals it in the store, committed (``Provider.journal_kind``); its answer
+replaces the row. Rows a killed run left behind are settled when the next run starts.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ from .errors import (
     ProtocolError,
     ProviderError,
     ProviderStopped,
+    RateLimited,
 )
+from .console import format_duration
 from .events import (
     Event,
     FileSkipped,
@@ -44,12 +51,15 @@ from .events import (
     Progress,
     ProviderHalted,
     ScanProgress,
+    Stopping,
     Summary,
     Waiting,
 )
 from .models import CheckResult, Outcome, ProbedImage, Problem, ScannedFile, Status
 from .plan import Action, ActionTally, PlanChoices, decide, first_blocking_code
+from .pacing import Call, News, Pacer, PacingPolicy, call_kind
 from .probe import probe_file
+from .quality import Thresholds, measure, warnings_for_answer
 from .providers import CheckContext, DictMemo, Provider
 from .retry import RetryPolicy
 from .scan import UNSTORABLE_NAME, file_path, iter_files, stored_path
@@ -82,18 +92,23 @@ class RunOptions:
     concurrency: int | None = None
     scan_threads: int = max(2, os.cpu_count() or 2)
     retry: RetryPolicy = RetryPolicy()
+    #: The account's pace: rate-limit waits, calls in flight, when the service counts as down.
+    pacing: PacingPolicy = PacingPolicy()
     #: Outcomes are written in batches: at most this many, or this often. None: at once
     #: for a remote provider (a paid answer lost to a kill would be paid for again), every
     #: 0.2 s for a local one (thousands a second, nothing to pay).
     flush_size: int = 100
     flush_interval: float | None = None
-    #: After a cancel, how long to wait for calls already in flight to come back.
-    cancel_grace: float = 3.0
+    #: After a cancel, how long to wait for calls already in flight to come back; None: as
+    #: long as a call can take (the provider's ``longest_call``), since answers may be paid.
+    cancel_grace: float | None = None
     #: Seed for the retry jitter (tests make it reproducible).
     seed: int | None = None
     #: Files and images read back from the worklist at a time (memory stays flat whatever
     #: the number of files; a page is a few hundred kilobytes at most).
     page_size: int = PAGE_SIZE
+    #: When a quality warning turns a "yes" into "review" (the app's quality settings).
+    quality: Thresholds = Thresholds()
 
 
 @dataclass(frozen=True)
@@ -130,27 +145,56 @@ class _MemoBridge(DictMemo):
             return bool(self._pending)
 
 
+class _JournalDesk:
+    """Journal requests from workers (:attr:`CheckContext.journal`), served by the writer
+    thread: a worker waits until its row is committed, or the batch stops."""
+
+    def __init__(self, cancel: threading.Event) -> None:
+        self._cancel = cancel
+        self._requests: queue.SimpleQueue[tuple[ProbedImage, str, threading.Event]] = queue.SimpleQueue()
+
+    def __call__(self, image: ProbedImage, kind: str) -> None:
+        done = threading.Event()
+        self._requests.put((image, kind, done))
+        while not done.wait(0.05):
+            if self._cancel.is_set():
+                raise Cancelled()
+
+    def serve(self, write: Callable[[list[tuple[str, str, str]]], None]) -> None:
+        """Write every waiting request in one transaction, then release their workers."""
+        taken = list(_drain_queue(self._requests))
+        if taken:
+            write([(image.sha256, kind, image.path) for image, kind, _ in taken])
+            for _, _, done in taken:
+                done.set()
+
+
 class BatchRunner:
     def __init__(self, db_path: str | Path, provider: Provider, options: RunOptions = RunOptions()) -> None:
         self.db_path = Path(db_path)
         self.provider = provider
         self.options = options
         self._cancel = threading.Event()
+        self._abandon = threading.Event()  # a second stop: calls in flight are left
         self._running = threading.Event()  # cleared while paused
         self._running.set()
         self._halted = threading.Event()
         self._answered = threading.Event()  # the provider has answered about an image
         self._halt_message: str | None = None
+        self._interrupted_calls = 0  # calls a killed earlier run left in flight
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._gate_lock = threading.Lock()
-        self._gate_until = 0.0  # no call starts before this monotonic time (rate limits)
         self._rng = random.Random(options.seed)
         concurrency = options.concurrency or provider.config.get("concurrency") or provider.default_concurrency
         self.concurrency = max(1, int(concurrency))
+        provider.set_concurrency(self.concurrency)
+        self._pacer = Pacer(self.concurrency, options.pacing)
         self.flush_interval = (
             options.flush_interval if options.flush_interval is not None else (0.0 if provider.remote else 0.2)
         )
-        unknown_retries = provider.max_outcome_unknown_retries
+        # A retry after an unknown outcome may be billed a second time: without the user's
+        # say-so it is allowed only where the provider declares retries free.
+        unknown_retries = provider.max_outcome_unknown_retries if provider.retries_are_free else 0
         if options.retry_ambiguous:
             unknown_retries = max(unknown_retries, 2)
         self.policy = replace(
@@ -173,9 +217,24 @@ class BatchRunner:
         self._cancel.set()
         self._running.set()  # a paused runner must wake up to stop
 
+    def abandon(self) -> None:
+        """Stop without waiting for the calls in flight: they stay journaled as unknown."""
+        self._abandon.set()
+        self.cancel()
+        self.provider.abort()
+
+    @property
+    def stopping(self) -> bool:
+        return self._cancel.is_set()
+
     @property
     def paused(self) -> bool:
         return not self._running.is_set()
+
+    @property
+    def pacer(self) -> Pacer:
+        """The pace of this batch's calls (read-only use: limit, holds)."""
+        return self._pacer
 
     # -- the batch ------------------------------------------------------------------------
 
@@ -188,6 +247,8 @@ class BatchRunner:
             self.provider.close()
 
     def _run(self, store: Store, roots: list[str]) -> Iterator[Event]:
+        # Before the plan, so that calls a kill left in flight count as failed, not to do.
+        self._interrupted_calls = store.close_interrupted(self.provider.id, self.provider.unknown_outcome_messages)
         worklist = Worklist(store, page_size=self.options.page_size)
         tally = yield from self._scan(store, worklist, roots)
         plan = self._plan(worklist, tally)
@@ -205,6 +266,7 @@ class BatchRunner:
                     not_attempted=plan.to_check if not self.options.dry_run else 0,
                     cancelled=self._cancel.is_set(),
                     dry_run=self.options.dry_run,
+                    interrupted_calls=self._interrupted_calls,
                 )
             )
             return
@@ -353,16 +415,24 @@ class BatchRunner:
     def _check(self, store: Store, plan: Plan, work: Iterator[_Work]) -> Iterator[Event]:
         provider = self.provider
         memo = _MemoBridge(store.memo_items(provider.id))
-        ctx = CheckContext(cancel=self._cancel, memo=memo)
         run_id = store.start_run(provider.id, _options_record(self.options, self.concurrency))
+        desk = _JournalDesk(self._cancel)
+        ctx = CheckContext(cancel=self._cancel, memo=memo, journal=desk)
+
+        def serve_journal() -> None:
+            desk.serve(lambda calls: store.journal_calls(provider.id, calls, run_id))
+
         pending = _Lookahead(work)
         running: set[Future] = set()
+        journaled: dict[Future, str] = {}  # the image of each call in flight the journal holds
+        unsent: list[str] = []  # journaled images whose call never went out
         buffered: list[Outcome] = []
         counts: Counter[str] = Counter()
         started = time.monotonic()
         last_flush = started
         was_paused = False
-        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"check-{provider.id}")
+        # Twice the concurrency: room for photos waiting out a fault of their own meanwhile.
+        pool = ThreadPoolExecutor(2 * self.concurrency, thread_name_prefix=f"check-{provider.id}")
         state = "finished"
 
         def progress() -> Progress:
@@ -374,6 +444,7 @@ class BatchRunner:
                 total=plan.to_check,
                 elapsed=elapsed,
                 per_second=finished / elapsed if elapsed > 0 else 0.0,
+                concurrency=self._pacer.limit,
             )
 
         def flush() -> Iterator[Event]:
@@ -387,12 +458,29 @@ class BatchRunner:
                     counts[outcome.status.value] += 1
                     yield ImageFinished(outcome, progress())
                 buffered = []
+            if unsent:
+                store.forget_calls(provider.id, unsent)
+                unsent.clear()
             last_flush = time.monotonic()
+
+        def submit(item: _Work) -> None:
+            # Committed before the call can leave: a kill from here on leaves a row that the
+            # next run reads as "outcome unknown" instead of sending the image again.
+            kind = provider.journal_kind(item.image, memo)
+            if kind is not None:
+                store.journal_calls(provider.id, [(item.image.sha256, kind, item.image.path)], run_id)
+            fut = pool.submit(self._check_one, item, ctx)
+            running.add(fut)
+            if kind is not None:
+                journaled[fut] = item.image.sha256
 
         def collect(done: Iterable[Future]) -> None:
             for fut in done:
                 running.discard(fut)
+                sha = journaled.pop(fut, None)
                 result: _WorkerResult = fut.result()
+                if result.outcome is None and sha is not None:
+                    unsent.append(sha)
                 if result.outcome is not None:
                     buffered.append(result.outcome)
                     if result.outcome.status in (Status.CHECKED, Status.REJECTED):
@@ -406,9 +494,12 @@ class BatchRunner:
                 if not self.paused and not self._halted.is_set():
                     # Slow start: one call alone until the provider has answered once, so a
                     # bad key or a wrong URL costs one call, not one per worker.
-                    limit = self.concurrency if self._answered.is_set() else 1
-                    while pending and len(running) < limit:
-                        running.add(pool.submit(self._check_one, pending.take(), ctx))
+                    answered = self._answered.is_set()
+                    limit = self._pacer.limit if answered else 1
+                    # Then a photo waiting out a fault of its own makes no call: start another.
+                    resting = self._pacer.resting if answered else 0
+                    while pending and len(running) - resting < limit and len(running) < 2 * self.concurrency:
+                        submit(pending.take())
                 if not running:
                     if self._halted.is_set():
                         break
@@ -416,6 +507,7 @@ class BatchRunner:
                 else:
                     done, _ = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
                     collect(done)
+                serve_journal()
                 yield from _drain_queue(self._events)
                 # An upload's URL is written at once: a kill must not make us upload it again.
                 if memo.has_pending() or len(buffered) >= self.options.flush_size or (
@@ -424,9 +516,17 @@ class BatchRunner:
                     yield from flush()
             if self._cancel.is_set():
                 state = "cancelled"
-                # Calls already sent may still come back with a (paid) answer: keep it.
-                done, _ = wait(running, timeout=self.options.cancel_grace)
-                collect(done)
+                yield from _drain_queue(self._events)
+                # Calls already sent may come back with a paid answer: keep each one, stored
+                # as it arrives, until a second stop or the grace runs out.
+                grace = self.options.cancel_grace if self.options.cancel_grace is not None else provider.longest_call
+                if running and not self._abandon.is_set():
+                    yield Stopping(len(running), grace)
+                deadline = time.monotonic() + grace
+                while running and not self._abandon.is_set() and time.monotonic() < deadline:
+                    done, _ = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
+                    collect(done)
+                    yield from flush()
             elif self._halted.is_set():
                 state = "stopped"
             yield from _drain_queue(self._events)
@@ -442,6 +542,7 @@ class BatchRunner:
             except Exception:  # the store failed (disk full, locked): say so, keep the first error
                 log.exception("could not write the last results")
             not_attempted = plan.to_check - (counts["checked"] + counts["rejected"] + counts["failed"])
+            left = len(journaled)  # sent, never answered: journaled as unknown
             summary = Summary(
                 provider=provider.id,
                 checked=counts["checked"],
@@ -453,6 +554,8 @@ class BatchRunner:
                 cancelled=state == "cancelled",
                 halted=self._halt_message,
                 elapsed=time.monotonic() - started,
+                interrupted_calls=self._interrupted_calls,
+                calls_left=left,
             )
             try:
                 store.finish_run(run_id, state, _summary_record(summary))
@@ -478,54 +581,96 @@ class BatchRunner:
             )
         attempts = unknown_retries = 0
         call_seconds = 0.0
+        pacer = self._pacer
         while True:
-            if not self._wait_for_gate():
+            turn = pacer.take_turn(self._cancel)
+            if turn is None:
+                if pacer.gave_up:
+                    self._halt(self._down_sentence())
                 return _WorkerResult(None)
             if self._halted.is_set():
+                pacer.finish(turn, Call.NEUTRAL)
                 return _WorkerResult(None)
             attempts += 1
             t0 = time.monotonic()
+            failure: Exception | None = None
             try:
                 result = provider.check(image, data, ctx)
-            except Cancelled:
+            except Exception as exc:  # sorted below, once the pacer knows how the call ended
+                failure = exc
+            news = pacer.finish(turn, call_kind(failure), image.sha256)
+            self._tell(news)
+            if isinstance(failure, Cancelled):
                 return _WorkerResult(None)
-            except ProviderStopped as exc:
-                self._halt(exc.message)
+            if isinstance(failure, ProviderStopped):
+                self._halt(failure.message)
                 return _WorkerResult(None)
-            except ImageRejected as exc:
-                call_seconds += time.monotonic() - t0
+            call_seconds += time.monotonic() - t0
+            if failure is None:
+                # Measured after the answer, on this worker, from the bytes already in memory.
+                measured = measure(data)
                 return _WorkerResult(
-                    outcome(Status.REJECTED, result=_error_result(exc), error_code=exc.code, error=exc.message,
+                    outcome(Status.CHECKED, result=result, attempts=attempts, duration_ms=round(call_seconds * 1000),
+                            quality=measured, warnings=warnings_for_answer(measured, result.faces, self.options.quality))
+                )
+            if isinstance(failure, ImageRejected):
+                return _WorkerResult(
+                    outcome(Status.REJECTED, result=_error_result(failure), error_code=failure.code, error=failure.message,
                             attempts=attempts, duration_ms=round(call_seconds * 1000))
                 )
-            except ProviderError as exc:
-                call_seconds += time.monotonic() - t0
-                wait_s = None if isinstance(exc, ProtocolError) else self.policy.next_wait(exc, attempts, unknown_retries, self._rng)
-                if wait_s is None and isinstance(exc, NotProcessed) and not self._answered.is_set():
-                    # Never reached the service at all (refused, unknown host, gateway down):
-                    # that is about the provider, not this image, so stop instead of failing
-                    # every image the same way; the images stay pending for the next run.
-                    self._halt(f"{exc.message} Gave up after {attempts} attempts: check the network and the base URL.")
-                    return _WorkerResult(None)
-                if wait_s is None or self._cancel.is_set():
-                    return _WorkerResult(
-                        outcome(Status.FAILED, result=_error_result(exc), error_code=exc.code, error=_final_error(exc, attempts),
-                                attempts=attempts, duration_ms=round(call_seconds * 1000))
-                    )
-                if isinstance(exc, OutcomeUnknown):
-                    unknown_retries += 1
-                self._hold_back(wait_s, exc)
-                continue
-            except Exception as exc:  # a bug in a provider: record it on the image, keep going
-                log.exception("provider %s crashed on %s", provider.id, image.path)
+            if not isinstance(failure, ProviderError):  # a bug in a provider: record it on the image, keep going
+                log.error("provider %s crashed on %s", provider.id, image.path, exc_info=failure)
                 return _WorkerResult(
-                    outcome(Status.FAILED, error_code="internal_error", error=f"The {provider.label} provider failed unexpectedly: {type(exc).__name__}.",
+                    outcome(Status.FAILED, error_code="internal_error", error=f"The {provider.label} provider failed unexpectedly: {type(failure).__name__}.",
                             attempts=attempts)
                 )
-            call_seconds += time.monotonic() - t0
-            return _WorkerResult(
-                outcome(Status.CHECKED, result=result, attempts=attempts, duration_ms=round(call_seconds * 1000))
+            exc = failure
+            wait_s = None if isinstance(exc, ProtocolError) else self.policy.next_wait(
+                exc, attempts, unknown_retries, self._rng, streak=news.streak, reached=self._answered.is_set()
             )
+            if isinstance(exc, RateLimited):
+                # The account asked us to slow down: every worker waits, this photo included.
+                hold = wait_s if wait_s is not None else self.policy.rate_limit_wait(exc, news.streak)
+                if hold is not None:
+                    self._hold_back(hold, exc)
+            if wait_s is None and isinstance(exc, NotProcessed) and not self._answered.is_set():
+                # Never reached the service at all (refused, unknown host, gateway down):
+                # that is about the provider, not this image, so stop instead of failing
+                # every image the same way; the images stay pending for the next run.
+                self._halt(f"{exc.message} Gave up after {attempts} attempts: check the network and the base URL.")
+                return _WorkerResult(None)
+            if wait_s is None or self._cancel.is_set():
+                return _WorkerResult(
+                    outcome(Status.FAILED, result=_error_result(exc), error_code=exc.code, error=_final_error(exc, attempts),
+                            attempts=attempts, duration_ms=round(call_seconds * 1000))
+                )
+            if isinstance(exc, OutcomeUnknown):
+                unknown_retries += 1
+            if not isinstance(exc, RateLimited):
+                # A fault of this one request: only its retry waits, the other workers go on.
+                pacer.rest(wait_s, self._cancel)
+
+    def _tell(self, news: News) -> None:
+        """Say what a finished call changed in the account's pace, when it matters."""
+        if news.went_down:
+            pacing = self._pacer.policy
+            _, failures = self._pacer.down_report()
+            self._events.put(Waiting(
+                pacing.probe_wait,
+                f"{self.provider.label} looks down ({failures} calls in a row failed), so every call is held and one "
+                f"is tried now and then, for {format_duration(pacing.give_up_after)} at most",
+            ))  # fmt: skip
+        elif news.came_back:
+            log.info("%s answers again: calls resume", self.provider.id)
+        if news.limit_changed:
+            log.info("%s: calls in flight now at most %d", self.provider.id, self._pacer.limit)
+
+    def _down_sentence(self) -> str:
+        seconds, failures = self._pacer.down_report()
+        return (
+            f"{self.provider.label} did not answer for {format_duration(seconds)} ({failures} calls in a row failed), "
+            "so the run stopped."
+        )
 
     def _halt(self, message: str) -> None:
         with self._gate_lock:
@@ -539,23 +684,9 @@ class BatchRunner:
     def _hold_back(self, seconds: float, exc: ProviderError) -> None:
         """Hold every worker back for ``seconds`` (a rate limit concerns the account, not
         the one request), and say so once."""
-        until = time.monotonic() + seconds
-        with self._gate_lock:
-            extend = until > self._gate_until + 0.5
-            self._gate_until = max(self._gate_until, until)
-        if extend:
+        if self._pacer.hold(seconds):
             reason = "rate limited" if exc.code == "rate_limited" else _short_reason(exc)
             self._events.put(Waiting(seconds, reason))
-
-    def _wait_for_gate(self) -> bool:
-        """Wait until calls may start again; False when the batch was cancelled."""
-        while True:
-            with self._gate_lock:
-                remaining = self._gate_until - time.monotonic()
-            if remaining <= 0:
-                return not self._cancel.is_set()
-            if self._cancel.wait(min(remaining, 0.5)):
-                return False
 
 
 def _bounded_map(fn: Callable, items: Iterable, threads: int, cancel: threading.Event) -> Iterator:
@@ -615,10 +746,11 @@ class _ScanTally:
 _SKIPPED_FOR_GOOD = frozenset({"dangling symlink", "symlink loop", "not a regular file or folder", UNSTORABLE_NAME})
 
 
-def _is_within(path: str, root: str) -> bool:
-    """Whether ``path`` is ``root`` or inside the folder ``root``."""
-    root = root.rstrip(os.sep) or os.sep
-    return path == root or path.startswith(root if root.endswith(os.sep) else root + os.sep)
+def _is_within(path: str, root: str, sep: str = os.sep) -> bool:
+    """Whether ``path`` is ``root`` or inside the folder ``root`` (both absolute, with the
+    system's separator ``sep``: roots are made absolute, which on Windows turns / into \\)."""
+    root = root.rstrip(sep) or sep
+    return path == root or path.startswith(root if root.endswith(sep) else root + sep)
 
 
 def _drain_list(items: list) -> Iterator:

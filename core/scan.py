@@ -32,6 +32,11 @@ JUNK_NAMES: frozenset[str] = frozenset(
 
 OnSkip = Callable[[str, str], None]
 
+#: A folder holding this file is an output folder of ``fix`` or ``collect``: scans skip it
+#: when they meet it inside a scanned folder (copies must not be scanned as new photos of
+#: the same folder, again and again); named as a root, it is scanned.
+OUTPUT_MARKER = ".kling-preflight-output"
+
 
 def is_junk(name: str) -> bool:
     """Tell whether a file or folder name is system clutter rather than a user's file.
@@ -212,6 +217,8 @@ class _Walk:
                     continue
                 if entry_key in self.seen_folders:
                     continue  # already walked through another path
+                if os.path.lexists(os.path.join(entry.path, OUTPUT_MARKER)):
+                    continue
                 self.seen_folders.add(entry_key)
                 sub_entries = self.entries(entry.path)
                 if sub_entries is not None:

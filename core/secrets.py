@@ -17,7 +17,8 @@ from keyring.backend import KeyringBackend
 from keyring.backends import chainer, fail, null
 from keyring.errors import PasswordDeleteError
 
-from .logs import Redactor
+from .errors import SaysSentence
+from .redact import Redactor
 from .providers import Provider
 
 SERVICE = "kling-preflight"
@@ -25,7 +26,7 @@ SERVICE = "kling-preflight"
 log = logging.getLogger(__name__)
 
 
-class KeyStoreError(RuntimeError):
+class KeyStoreError(SaysSentence, RuntimeError):
     """The keychain could not do what was asked; the message is a sentence for the user."""
 
 

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Mapping
 
 from .context import AppContext
+from .errors import SaysSentence
 from .runner import BatchRunner, RunOptions
 
 
-class RunNotReady(Exception):
+class RunNotReady(SaysSentence):
     """The run cannot start; the message is the user's sentence."""
 
 
@@ -57,5 +58,6 @@ def prepare_run(app: AppContext, db_path: str | Path, choices: RunChoices) -> Ba
         dry_run=choices.dry_run,
         deep_check=settings.deep_check and not choices.quick,
         concurrency=choices.concurrency,
+        quality=settings.quality_thresholds(),
     )
     return BatchRunner(db_path, provider, options)

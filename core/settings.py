@@ -11,15 +11,17 @@ import json
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from .atomic_write import atomic_write
+from .errors import SaysSentence
 from .http import validate_base_url
 from .paths import AppPaths
 from .providers import Provider, SettingSpec
+from .quality import Thresholds, thresholds_from
 
 MAX_RECENT_FOLDERS = 10
 CONCURRENCY_RANGE = (1, 32)
@@ -33,7 +35,7 @@ _KEY_WORDS = frozenset(
 )
 
 
-class SettingsError(ValueError):
+class SettingsError(SaysSentence, ValueError):
     """A saved setting of a provider is not valid; the message names both."""
 
     def __init__(self, message: str, *, provider_id: str, setting: str) -> None:
@@ -72,12 +74,29 @@ class AppSettings:
     retry_ambiguous: bool = False
     #: Decode every file to find corrupt or truncated ones, not just read its header.
     deep_check: bool = True
+    #: The quality thresholds the user changed (names of :data:`core.quality.SETTINGS`),
+    #: for every provider alike.
+    quality: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Read-only views, so a settings object handed to another thread cannot change under it.
         frozen = {pid: MappingProxyType(dict(values)) for pid, values in self.providers.items()}
         object.__setattr__(self, "providers", MappingProxyType(frozen))
         object.__setattr__(self, "recent_folders", tuple(self.recent_folders))
+        object.__setattr__(self, "quality", MappingProxyType(dict(self.quality)))
+
+    def quality_thresholds(self) -> Thresholds:
+        """:returns: when a quality warning applies, with the user's changes."""
+        return thresholds_from(self.quality)
+
+    def with_quality_values(self, values: Mapping[str, Any]) -> "AppSettings":
+        """:returns: a copy with these quality thresholds set (the others kept).
+
+        :raises ValueError: an unknown name or a value that is not a number.
+        """
+        merged = {**self.quality, **values}
+        thresholds_from(merged)
+        return replace(self, quality=merged)
 
     def with_provider_value(self, provider_id: str, name: str, value: Any) -> "AppSettings":
         """:returns: a copy with one provider setting set.
@@ -156,19 +175,9 @@ def save_settings(paths: AppPaths, settings: AppSettings) -> None:
     text = json.dumps(_settings_to_json(settings), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     target = paths.settings
     target.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary file sits beside the target: os.replace is atomic only within one file system.
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=target.parent, prefix=target.name + ".", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, target)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+    # Private, as it has always been: it may hold an account's email.
+    with atomic_write(target, private=True) as out:
+        out.write(text)
 
 
 def resolve_provider_settings(settings: AppSettings, provider_cls: type[Provider]) -> dict[str, Any]:
@@ -269,6 +278,7 @@ def _settings_to_json(settings: AppSettings) -> dict[str, Any]:
         "recent_folders": list(settings.recent_folders),
         "retry_ambiguous": settings.retry_ambiguous,
         "deep_check": settings.deep_check,
+        "quality": dict(settings.quality),
     }
 
 
@@ -302,4 +312,14 @@ def _settings_from_json(data: Any) -> AppSettings:
         if not isinstance(flag, bool):
             raise ValueError(f"{name!r} is not true or false")
     unique_recent = tuple(dict.fromkeys(recent))[:MAX_RECENT_FOLDERS]
-    return AppSettings(providers=providers, default_provider=default_provider, recent_folders=unique_recent, **flags)
+    quality = data.get("quality", {})
+    if not isinstance(quality, dict):
+        raise ValueError("'quality' is not an object")
+    for name, value in list(quality.items()):
+        try:
+            thresholds_from({name: value})
+        except ValueError as exc:  # hand-edited: this one value is left out, not the whole file
+            log.warning("The settings file's quality setting is ignored: %s", exc)
+            del quality[name]
+    return AppSettings(providers=providers, default_provider=default_provider, recent_folders=unique_recent,
+                       quality=quality, **flags)

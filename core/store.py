@@ -32,6 +32,8 @@ Tables
   itself (``empty``, ``not_an_image``, ``corrupt``, ``truncated``, ``decompression_bomb``).
 - ``valid`` INTEGER 0/1: 1 when none of ``problems`` is blocking.
 - ``first_seen_at`` TEXT: when this content was first read.
+- ``quality`` TEXT, JSON object: the local measurement (:class:`core.quality.PhotoQuality`:
+  sharpness, brightness, clipped shares and their grid); NULL until an answer was measured.
 
 ``results`` — one row per content and provider; a re-check replaces the row.
 
@@ -48,8 +50,11 @@ Tables
 - ``faces`` TEXT, JSON list of ``{x, y, width, height, confidence, crops}`` (pixels of the
   original file; ``crops`` are file paths or URLs); NULL when the provider does not locate faces.
 - ``result_urls`` TEXT, JSON object: result image per type, e.g. ``{"head_seg": "https://..."}``.
-- ``verdict_avatar``, ``verdict_tryon``, ``verdict_asset`` TEXT: ``yes``, ``no`` or
-  ``unknown``, whether the image is ready for that workflow (:func:`core.models.verdicts`).
+- ``verdict_avatar``, ``verdict_tryon``, ``verdict_asset`` TEXT: ``yes``, ``no``, ``unknown``
+  or ``review`` (usable, but a person should look), whether the image is ready for that
+  workflow (:func:`core.models.verdicts`).
+- ``warnings`` TEXT, JSON list of ``{code, message}``: the quality warnings
+  (:func:`core.quality.warnings_for`) behind a ``review``; ``[]`` when none applies.
 - ``cost`` TEXT: what the call cost, as the provider wrote it.
 - ``request_id`` TEXT: the provider's request id.
 - ``raw`` TEXT: the provider's answer, verbatim.
@@ -64,9 +69,18 @@ Tables
 ``runs`` — one row per batch.
 
 - ``id`` INTEGER primary key; ``provider`` TEXT; ``started_at``, ``finished_at`` TEXT;
-  ``state`` TEXT: ``running``, ``finished``, ``stopped`` or ``cancelled``;
+  ``state`` TEXT: ``running``, ``finished``, ``stopped``, ``cancelled`` or ``interrupted``
+  (still ``running`` when a later run started: the process was killed);
   ``options`` TEXT, JSON object: the batch's options; ``counts`` TEXT, JSON object: images per
-  outcome when it ended.
+  outcome when it ended; ``pid`` INTEGER: the process that ran it.
+
+``calls`` — the journal of calls in flight: one row per paid or side-effecting call (a
+CometAPI recognition, a useapi upload), committed before the call goes out and deleted when
+its answer is stored. A row left behind means nobody knows what became of that call.
+
+- ``provider``, ``sha256``, ``kind`` TEXT: the primary key; ``kind`` is the provider's name
+  for the call, and when a memo value of that kind is stored the call's answer is kept.
+- ``path`` TEXT: the file sent; ``run_id`` INTEGER: the run that sent it; ``started_at`` TEXT.
 
 ``_sqlite_migrations`` is sqlite-utils' record of the applied schema migrations.
 """
@@ -74,21 +88,27 @@ Tables
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
-from collections import Counter
 import math
 import os
 import sqlite3
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from core.models import FLAG_TYPES, VERDICT_RULES, Face, Verdict, Outcome, ProbedImage, Problem, ScannedFile, Status, is_valid, verdicts
+from core import quality as _quality
+from core.errors import SaysSentence
+if TYPE_CHECKING:
+    from core.fix import Box
+
+from core.models import FLAG_TYPES, VERDICT_RULES, Face, Outcome, ProbedImage, Problem, ScannedFile, Status, Verdict, is_valid, verdicts
 
 #: Problem codes that belong to a path rather than to the content behind it.
 PATH_LEVEL_CODES: frozenset[str] = frozenset({"extension_mismatch", "unreadable"})
@@ -99,9 +119,11 @@ ROW_STATUSES: tuple[str, ...] = tuple(s.value for s in Status) + ("pending",)
 #: The values a verdict column holds.
 VERDICT_VALUES: tuple[str, ...] = tuple(v.value for v in Verdict)
 
-RUN_STATES: frozenset[str] = frozenset({"running", "finished", "stopped", "cancelled"})
+RUN_STATES: frozenset[str] = frozenset({"running", "finished", "stopped", "cancelled", "interrupted"})
 
 BUSY_TIMEOUT_MS = 10_000
+#: Rows saved by one store after which closing it refreshes the planner's statistics.
+ANALYZE_AFTER_ROWS = 10_000
 #: Paths per lookup query in :meth:`Store.cached_probes`.
 LOOKUP_CHUNK = 2_000
 
@@ -191,7 +213,121 @@ def m001_initial_schema(db: Database) -> None:
         db.execute(statement)
 
 
-class StoreError(Exception):
+@MIGRATIONS()
+def m101_call_journal(db: Database) -> None:
+    # A run a kill left open is closed as 'interrupted', a state the CHECK of m001 refuses:
+    # SQLite cannot alter a CHECK, so the table is rebuilt (ids kept).
+    statements = [
+        """CREATE TABLE runs_new (
+    id INTEGER PRIMARY KEY,
+    provider TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    state TEXT NOT NULL CHECK (state IN ('running', 'finished', 'stopped', 'cancelled', 'interrupted')),
+    options TEXT NOT NULL DEFAULT '{}',
+    counts TEXT,
+    pid INTEGER
+)""",
+        """INSERT INTO runs_new (id, provider, started_at, finished_at, state, options, counts)
+    SELECT id, provider, started_at, finished_at, state, options, counts FROM runs""",
+        "DROP TABLE runs",
+        "ALTER TABLE runs_new RENAME TO runs",
+        """CREATE TABLE calls (
+    provider TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    path TEXT,
+    run_id INTEGER,
+    started_at TEXT NOT NULL,
+    PRIMARY KEY (provider, sha256, kind)
+) WITHOUT ROWID""",  # a handful of rows, written twice per call: one page each time
+    ]
+    for statement in statements:
+        db.execute(statement)
+
+
+
+@MIGRATIONS()
+def m151_quality(db: Database) -> None:
+    """Task 15: the local quality measurement per image, the warnings per result, and the
+    fourth verdict value ``review``.
+
+    SQLite cannot change a CHECK constraint in place, so ``results`` is rebuilt the way its
+    documentation describes: a new table from the stored CREATE statement with only the
+    verdict checks widened, every row copied with its rowid, and the indexes and triggers
+    that were on the old table (whoever added them) made again.
+    """
+    import re
+
+    db.execute("ALTER TABLE images ADD COLUMN quality TEXT")
+    table_sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'results'").fetchone()[0]
+    attached = [
+        row[0]
+        for row in db.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = 'results' AND type IN ('index', 'trigger') AND sql IS NOT NULL"
+        ).fetchall()
+    ]
+    new_sql = re.sub(r"(verdict_\w+ IN \('yes', 'no', 'unknown')\)", r"\1, 'review')", table_sql)
+    new_sql = re.sub(r"^CREATE TABLE \"?results\"?", "CREATE TABLE results_m151", new_sql)
+    db.execute(new_sql)
+    columns = ", ".join(f'"{row[1]}"' for row in db.execute("PRAGMA table_info(results)").fetchall())
+    db.execute(f"INSERT INTO results_m151 (rowid, {columns}) SELECT rowid, {columns} FROM results")
+    db.execute("DROP TABLE results")
+    db.execute("ALTER TABLE results_m151 RENAME TO results")
+    for statement in attached:
+        db.execute(statement)
+    db.execute("ALTER TABLE results ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]'")
+
+
+@MIGRATIONS()
+def m161_copies(db: Database) -> None:
+    """Which photo each copy made by ``fix`` came from, so a check of the copy shows on the
+    original's row (its ``ready_copy``)."""
+    db.execute(
+        """CREATE TABLE copies (
+    copy_path TEXT PRIMARY KEY,
+    copy_sha256 TEXT NOT NULL,
+    original_path TEXT NOT NULL,
+    original_sha256 TEXT NOT NULL,
+    changes TEXT NOT NULL DEFAULT '',
+    made_at TEXT NOT NULL
+)"""
+    )
+    db.execute("CREATE INDEX idx_copies_original ON copies (original_sha256)")
+
+
+@MIGRATIONS()
+def m181_scale_indexes(db: Database) -> None:
+    # Chosen from bench/scale.py at a million rows. Sorting the table by file name or size
+    # reads its pages through these indexes instead of sorting every row.
+    db.execute("CREATE INDEX idx_files_file ON files (file)")
+    db.execute("CREATE INDEX idx_files_size ON files (size)")
+    # The text search: a trigram index of each path, case-folded in Python (casefold(), as the
+    # search folds the text typed), so a search reads the matching paths instead of every
+    # path. Kept in step with files by triggers.
+    db.execute(
+        "CREATE VIRTUAL TABLE file_paths USING fts5(folded, path UNINDEXED, tokenize='trigram case_sensitive 1', detail='none')"
+    )
+    db.execute(
+        """CREATE TRIGGER files_search_insert AFTER INSERT ON files BEGIN
+    INSERT INTO file_paths (folded, path) VALUES (casefold(new.path), new.path);
+END"""
+    )
+    db.execute(
+        """CREATE TRIGGER files_search_delete AFTER DELETE ON files BEGIN
+    DELETE FROM file_paths WHERE folded GLOB glob_literal(casefold(old.path)) AND path = old.path;
+END"""
+    )
+    db.execute(
+        """CREATE TRIGGER files_search_rename AFTER UPDATE OF path ON files BEGIN
+    DELETE FROM file_paths WHERE folded GLOB glob_literal(casefold(old.path)) AND path = old.path;
+    INSERT INTO file_paths (folded, path) VALUES (casefold(new.path), new.path);
+END"""
+    )
+    db.execute("INSERT INTO file_paths (folded, path) SELECT casefold(path), path FROM files")
+
+
+class StoreError(SaysSentence):
     """The results database cannot be used; the message says why in a sentence."""
 
 
@@ -214,14 +350,19 @@ class RowFilter:
     paths_under: str | None = None
     shas: tuple[str, ...] | None = None
     roots: tuple[str, ...] | None = None
+    #: True: only rows with a verdict of ``review`` (a person should look).
+    review: bool | None = None
+    #: True: only images whose providers disagree about whether there is a face.
+    disagree: bool | None = None
 
 
 #: The keys of every row :meth:`Store.query_rows` yields, and the names ``order_by`` accepts.
 ROW_COLUMNS: tuple[str, ...] = (
     "path", "folder", "file", "sha256", "bytes", "format", "width", "height", "provider",
     "status", "valid", "problems", *FLAG_TYPES, "face_count", "faces", "result_urls",
-    *(f"verdict_{name}" for name in VERDICT_RULES),
+    *(f"verdict_{name}" for name in VERDICT_RULES), "warnings",
     "cost", "request_id", "raw", "error_code", "error", "attempts", "duration_ms", "checked_at",
+    "ready_copy",
 )  # fmt: skip
 
 # The columns of a row, from files f, images i and results r.
@@ -245,9 +386,16 @@ _ROW_FIELDS = """
     r.head_seg AS head_seg, r.face_seg AS face_seg, r.cloth_seg AS cloth_seg, r.object_seg AS object_seg,
     r.face_count AS face_count, r.faces AS faces, r.result_urls AS result_urls,
     r.verdict_avatar AS verdict_avatar, r.verdict_tryon AS verdict_tryon, r.verdict_asset AS verdict_asset,
+    r.warnings AS warnings,
     r.cost AS cost, r.request_id AS request_id, r.raw AS raw, r.error_code AS error_code, r.error AS error,
     r.attempts AS attempts, r.duration_ms AS duration_ms, r.checked_at AS checked_at,
-    r.rowid AS result_rowid
+    r.rowid AS result_rowid,
+    (
+        SELECT c.copy_path FROM copies AS c JOIN results AS rc ON rc.sha256 = c.copy_sha256
+        WHERE c.original_sha256 = f.sha256 AND rc.status = 'checked' AND rc.valid = 1
+          AND (COALESCE(r.provider, :provider) IS NULL OR rc.provider = COALESCE(r.provider, :provider))
+        ORDER BY c.made_at DESC LIMIT 1
+    ) AS ready_copy
 """
 
 # One row per file path and result. ``:provider`` restricts the results join when a filter
@@ -270,6 +418,14 @@ LEFT JOIN results AS r ON r.rowid = json_extract(page.value, '$[1]')
 # locate faces) when its face flag is set; known not to, when the count or the flag says so.
 _HAS_FACE = "(face_count > 0 OR (face_count IS NULL AND face_seg = 1))"
 _HAS_NO_FACE = "(face_count = 0 OR (face_count IS NULL AND face_seg = 0))"
+# Images with at least one provider saying there is a face and another saying there is none.
+_DISAGREE = f"""sha256 IN (
+    SELECT sha256 FROM results
+    GROUP BY sha256
+    HAVING MAX(CASE WHEN {_HAS_FACE} THEN 1 WHEN {_HAS_NO_FACE} THEN 0 END)
+         > MIN(CASE WHEN {_HAS_FACE} THEN 1 WHEN {_HAS_NO_FACE} THEN 0 END)
+)"""
+_NEEDS_REVIEW = " OR ".join(f"verdict_{w} = 'review'" for w in VERDICT_RULES)
 
 # How each row column sorts; JSON columns sort by what they hold rather than by their text.
 _ORDER_EXPRESSIONS: Mapping[str, tuple[str, ...]] = {
@@ -278,6 +434,26 @@ _ORDER_EXPRESSIONS: Mapping[str, tuple[str, ...]] = {
     "faces": ("face_count",),
     "cost": ("CAST(cost AS REAL)",),
 }
+
+# 1 when the results hold at most one provider (two index lookups, whatever the size).
+_ONE_PROVIDER = """SELECT (SELECT provider FROM results ORDER BY provider LIMIT 1)
+    IS (SELECT provider FROM results ORDER BY provider DESC LIMIT 1) AS one"""
+
+#: Row columns never NULL: they sort as they are. Others sort by a pair (known?, value), so
+#: a row key has no NULL and compares as a row value (NULL compares as nothing).
+_NEVER_NULL = frozenset({"path", "folder", "file", "bytes", "status", "valid"})
+
+#: A row's place in an order: its sort values, then path and provider (see :meth:`Store.query_page`).
+RowKey = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class RowPage:
+    """Rows of one page, with the keys of its first and last row (None when empty)."""
+
+    rows: list[dict[str, Any]]
+    first_key: RowKey | None
+    last_key: RowKey | None
 
 
 class Store:
@@ -297,8 +473,7 @@ class Store:
             except OSError as e:
                 raise StoreError(f"Cannot create the folder for the results database {self.path}: {e.strerror}.") from e
         self.db = _open(self.path, readonly=_readonly)
-        # Case-insensitive text search beyond ASCII, which SQLite's LIKE and lower() ignore.
-        self.db.register_function(_casefold, deterministic=True, name="casefold")
+        self._written = 0  # rows saved: a big batch gets fresh statistics on close()
 
     @classmethod
     def open_readonly(cls, path: str | Path) -> "Store":
@@ -314,6 +489,9 @@ class Store:
         return cls(path, _readonly=True)
 
     def close(self) -> None:
+        if self._written >= ANALYZE_AFTER_ROWS:
+            with contextlib.suppress(sqlite3.Error):  # statistics only speed queries up
+                self.analyze()
         self.db.close()
 
     @contextlib.contextmanager
@@ -330,6 +508,12 @@ class Store:
             return
         with _immediate(self.db.conn):
             yield
+
+    def analyze(self) -> None:
+        """Refresh the query planner's statistics; after a big batch of writes (a scan, a
+        merge) they may no longer fit, and a bad plan at a million rows costs seconds."""
+        self.db.execute("PRAGMA analysis_limit = 1000")  # sample: ANALYZE stays in milliseconds
+        self.db.execute("ANALYZE main")
 
     def __enter__(self) -> "Store":
         return self
@@ -419,6 +603,7 @@ class Store:
         with self.writing():
             if file_rows:
                 self.db["files"].upsert_all(file_rows, pk="path")
+                self._written += len(file_rows)
             for row in image_rows.values():
                 # Spelled out because an upsert must not overwrite first_seen_at.
                 self.db.execute(
@@ -446,9 +631,86 @@ class Store:
         """
         now = _now()
         rows = [_result_row(outcome, now) for outcome in outcomes]
+        measured = [(o.quality.to_json(), o.sha256) for o in outcomes if o.quality is not None]
         if rows:
             with self.writing():
                 self.db["results"].upsert_all(rows, pk=("sha256", "provider"))
+                self._written += len(rows)
+                # The answer replaces the journal's record of the call (see ``calls``).
+                self.db.execute(
+                    "DELETE FROM calls WHERE (provider, sha256) IN (SELECT json_extract(value, '$[0]'), "
+                    "json_extract(value, '$[1]') FROM json_each(?))",
+                    [json.dumps([[o.provider, o.sha256] for o in outcomes])],
+                )
+                if measured:
+                    self.db.conn.executemany("UPDATE images SET quality = ? WHERE sha256 = ?", measured)
+
+    def measured(self, sha256: str) -> "_quality.PhotoQuality | None":
+        """:returns: the stored local measurement of one image, or None."""
+        row = next(self.db.query("SELECT quality FROM images WHERE sha256 = ?", [sha256]), None)
+        return _quality.PhotoQuality.from_json(row["quality"]) if row else None
+
+    def unmeasured(self, limit: int = 500) -> list[tuple[str, list[str]]]:
+        """Images with a checked result but no measurement (checked before measuring began).
+
+        :returns: up to ``limit`` of (sha256, the paths it was seen at).
+        """
+        rows = self.db.query(
+            """
+            SELECT i.sha256, json_group_array(f.path) AS paths
+            FROM images AS i JOIN files AS f ON f.sha256 = i.sha256
+            WHERE i.quality IS NULL AND EXISTS (
+                SELECT 1 FROM results AS r WHERE r.sha256 = i.sha256 AND r.status = 'checked'
+            )
+            GROUP BY i.sha256 LIMIT :limit
+            """,
+            {"limit": limit},
+        )
+        return [(row["sha256"], json.loads(row["paths"])) for row in rows]
+
+    def save_measurements(self, measured: Iterable[tuple[str, "_quality.PhotoQuality | None"]]) -> None:
+        """Store measurements made apart from a check; None marks an image that could not be
+        measured (its file is gone or changed), so it is not tried again."""
+        values = [(q.to_json() if q is not None else "{}", sha) for sha, q in measured]
+        if values:
+            with self.writing():
+                self.db.conn.executemany("UPDATE images SET quality = ? WHERE sha256 = ?", values)
+
+    def recompute_warnings(self, thresholds: "_quality.Thresholds" = _quality.Thresholds()) -> int:
+        """Work out every checked result's warnings and verdicts again, from the stored
+        answers and the stored measurement (after the thresholds changed). Calls no provider
+        and reads no image file.
+
+        :returns: how many results changed.
+        """
+        changed = []
+        rows = self.db.query(
+            """
+            SELECT r.rowid AS id, r.valid, r.faces, r.warnings, i.quality, i.width, i.height,
+                   r.head_seg, r.face_seg, r.cloth_seg, r.object_seg,
+                   r.verdict_avatar, r.verdict_tryon, r.verdict_asset
+            FROM results AS r LEFT JOIN images AS i ON i.sha256 = r.sha256
+            WHERE r.status = 'checked'
+            """
+        )
+        for row in rows:
+            size = (row["width"], row["height"]) if row["width"] and row["height"] else None
+            faces = json.loads(row["faces"]) if row["faces"] else None
+            found = _quality.warnings_for(_quality.PhotoQuality.from_json(row["quality"]), faces, thresholds, size=size)
+            flags = {name: None if row[name] is None else bool(row[name]) for name in FLAG_TYPES}
+            decided = verdicts(bool(row["valid"]), flags, _quality.review_workflows(found))
+            update = {f"verdict_{w}": v.value for w, v in decided.items()}
+            update["warnings"] = _quality.warnings_to_json(found)
+            if any(row[name] != value for name, value in update.items()):
+                changed.append({**update, "id": row["id"]})
+        if changed:
+            with self.writing():
+                self.db.conn.executemany(
+                    "UPDATE results SET verdict_avatar = :verdict_avatar, verdict_tryon = :verdict_tryon, "
+                    "verdict_asset = :verdict_asset, warnings = :warnings WHERE rowid = :id",
+                    changed,
+                )
+        return len(changed)
 
     def memo_items(self, provider: str) -> dict[tuple[str, str], str]:
         """:returns: (sha256, kind) -> value of everything ``provider`` remembered."""
@@ -468,18 +730,117 @@ class Store:
         if rows:
             with self.writing():
                 self.db["memo"].upsert_all(rows, pk=("provider", "sha256", "kind"))
+                # A call whose answer is this value is answered (a useapi upload by its URL).
+                self.db.execute(
+                    "DELETE FROM calls WHERE provider = ? AND (sha256, kind) IN (SELECT json_extract(value, '$[0]'), "
+                    "json_extract(value, '$[1]') FROM json_each(?))",
+                    [provider, json.dumps([[sha, kind] for sha, kind, _ in items])],
+                )
 
     def start_run(self, provider: str, options: Mapping[str, Any]) -> int:
-        """Record that a batch started.
+        """Record that a batch started, in this process.
 
         :param options: the batch's options, stored as JSON (values that are not JSON as text).
         :returns: the run's id.
         """
         cursor = self.db.execute(
-            "INSERT INTO runs (provider, started_at, state, options) VALUES (?, ?, 'running', ?)",
-            [provider, _now(), json.dumps(dict(options), ensure_ascii=False, default=str)],
+            "INSERT INTO runs (provider, started_at, state, options, pid) VALUES (?, ?, 'running', ?, ?)",
+            [provider, _now(), json.dumps(dict(options), ensure_ascii=False, default=str), os.getpid()],
         )
         return int(cursor.lastrowid)
+
+    # --- the journal of calls in flight ----------------------------------------------------
+
+    def journal_calls(self, provider: str, calls: Iterable[tuple[str, str, str]], run_id: int | None) -> None:
+        """Record, committed, that these calls are about to go out.
+
+        :param calls: (sha256, kind, path) triples; a call already journaled is recorded again.
+        :param run_id: the run sending them.
+        """
+        now = _now()
+        rows = [
+            {"provider": provider, "sha256": sha, "kind": kind, "path": path, "run_id": run_id, "started_at": now}
+            for sha, kind, path in calls
+        ]
+        if rows:
+            with self.writing():
+                self.db["calls"].upsert_all(rows, pk=("provider", "sha256", "kind"))
+
+    def forget_calls(self, provider: str, shas: Iterable[str]) -> None:
+        """Drop the journal rows of calls that were never sent (the batch stopped first).
+
+        :param shas: the images concerned.
+        """
+        shas = list(shas)
+        if shas:
+            with self.writing():
+                self.db.execute(
+                    "DELETE FROM calls WHERE provider = ? AND sha256 IN (SELECT value FROM json_each(?))",
+                    [provider, json.dumps(shas)],
+                )
+
+    def close_interrupted(self, provider: str, unknown: Mapping[str, str]) -> int:
+        """Settle what a killed run of ``provider`` left behind, at the start of the next one.
+
+        Its runs still ``running`` become ``interrupted``; each journaled call whose answer was
+        never stored becomes a failed result (never re-sent silently), and a call whose answer
+        is in the memo is simply dropped. Runs of a process that is still alive are left alone.
+
+        :param unknown: call kind -> the sentence the failed result carries (kinds missing
+            here get a general sentence).
+        :returns: how many calls had an unknown outcome.
+        """
+        with self.writing():
+            alive = [
+                row["id"]
+                for row in self.db.query("SELECT id, pid FROM runs WHERE provider = ? AND state = 'running'", [provider])
+                if row["pid"] is not None and _process_alive(row["pid"])
+            ]
+            self.db.execute(
+                "UPDATE runs SET state = 'interrupted', finished_at = ? WHERE provider = ? AND state = 'running' "
+                "AND id NOT IN (SELECT value FROM json_each(?))",
+                [_now(), provider, json.dumps(alive)],
+            )
+            left = list(
+                self.db.query(
+                    """
+                    SELECT c.sha256, c.kind, c.path, c.run_id FROM calls AS c
+                    WHERE c.provider = :provider AND (c.run_id IS NULL OR c.run_id NOT IN (SELECT value FROM json_each(:alive)))
+                    """,
+                    {"provider": provider, "alive": json.dumps(alive)},
+                )
+            )
+            answered = {
+                (row["sha256"], row["kind"])
+                for row in self.db.query("SELECT sha256, kind FROM memo WHERE provider = ?", [provider])
+            }
+            outcomes = [
+                Outcome(
+                    row["sha256"], provider, row["path"], Status.FAILED,
+                    error_code="outcome_unknown",
+                    error=unknown.get(row["kind"], "The run was interrupted while this call was in flight; "
+                                      "nobody knows whether it was processed."),
+                    attempts=1,
+                )  # fmt: skip
+                for row in left
+                if (row["sha256"], row["kind"]) not in answered
+            ]
+            self.save_outcomes(outcomes)  # also deletes their journal rows
+            self.db.execute(
+                "DELETE FROM calls WHERE provider = ? AND (sha256, kind) IN (SELECT json_extract(value, '$[0]'), "
+                "json_extract(value, '$[1]') FROM json_each(?))",
+                [provider, json.dumps([[row["sha256"], row["kind"]] for row in left])],
+            )
+        return len(outcomes)
+
+    def calls_in_flight(self, provider: str | None = None) -> list[dict[str, Any]]:
+        """:returns: the journal's rows (of one provider, or all), oldest first."""
+        return list(
+            self.db.query(
+                "SELECT * FROM calls WHERE :provider IS NULL OR provider = :provider ORDER BY started_at, sha256",
+                {"provider": provider},
+            )
+        )
 
     def finish_run(self, run_id: int, state: str, counts: Mapping[str, int]) -> None:
         """Record how a batch ended.
@@ -509,44 +870,100 @@ class Store:
         """Rows for the table and the exports, one per file path and provider result, streamed.
 
         :param filter: which rows; None for all.
-        :param order_by: one of :data:`ROW_COLUMNS`; ties are broken by path, then provider.
-        :param descending: reverse the order of ``order_by``.
+        :param order_by: one of :data:`ROW_COLUMNS`; ties are broken by path, then provider
+            (in the same direction).
+        :param descending: reverse the order.
         :param limit: at most this many rows; None for all.
-        :param offset: skip this many rows first.
+        :param offset: skip this many rows first (this reads every row skipped: a table pages
+            with :meth:`query_page` instead).
         :returns: dicts with the keys of :data:`ROW_COLUMNS`.
         :raises ValueError: an unknown ``order_by`` or filter value.
         """
-        if order_by not in _ORDER_EXPRESSIONS:
-            raise ValueError(f"Rows cannot be sorted by {order_by!r}; choose one of {', '.join(ROW_COLUMNS)}.")
-        sql, params = _filtered_rows_sql(filter or RowFilter())
-        direction = " DESC" if descending else ""
-        order = ", ".join(f"{expr}{direction}" for expr in _ORDER_EXPRESSIONS[order_by])
-        ordered = f"ORDER BY {order}, path, provider LIMIT :limit OFFSET :offset"
-        params.update(limit=-1 if limit is None else int(limit), offset=int(offset))
         if limit is None:
             # Exports: one streamed query.
-            for row in self.db.query(f"SELECT * FROM ({sql}) {ordered}", params):
+            sql, params = _filtered_rows_sql(filter or RowFilter())
+            keys = _sort_keys(order_by)
+            order = _order_clause(keys, descending)
+            params.update(offset=int(offset))
+            for row in self.db.query(f"SELECT * FROM ({sql}) ORDER BY {order} LIMIT -1 OFFSET :offset", params):
                 yield _row_from_sql(row)
             return
-        # A page: skipping rows is cheap when only their keys are computed, so find the
-        # page's keys first, then build just those rows, both from one snapshot.
+        yield from self.query_page(filter, order_by=order_by, descending=descending, limit=limit, offset=offset).rows
+
+    def query_page(
+        self,
+        filter: RowFilter | None = None,
+        *,
+        order_by: str = "path",
+        descending: bool = False,
+        limit: int,
+        after: RowKey | None = None,
+        before: RowKey | None = None,
+        backwards: bool = False,
+        offset: int = 0,
+    ) -> RowPage:
+        """A page of :meth:`query_rows`, found by key: SQLite seeks to the page (through an
+        index where one fits the order) instead of counting off every row before it.
+
+        :param after: the page starts after this row (the ``last_key`` of the page before).
+        :param before: with ``backwards``, the page ends before this row (the ``first_key``
+            of the page after).
+        :param backwards: read the ``limit`` rows that end before ``before``, or that end
+            the query when ``before`` is None (its last page).
+        :param offset: without a key: skip this many rows first (reads every row skipped).
+        :raises ValueError: an unknown ``order_by`` or filter value.
+        """
+        sql, params = _filtered_rows_sql(filter or RowFilter())
+        keys = _sort_keys(order_by)
+        reverse = descending != backwards
+        names = [f"k{n}" for n in range(len(keys))]
+        conditions = []
+        anchor = before if backwards else after
+        if anchor is not None:
+            if len(anchor) != len(keys):
+                raise ValueError(f"A row key for {order_by!r} has {len(keys)} parts, not {len(anchor)}.")
+            compare = "<" if reverse else ">"
+            conditions.append(f"({', '.join(names)}) {compare} ({', '.join(':a' + n for n in names)})")
+            params.update({"a" + n: value for n, value in zip(names, anchor)})
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        keyed = ", ".join(f"{expr} AS {name}" for expr, name in zip(keys, names))
+        order = ", ".join(f"{name}{' DESC' if reverse else ''}" for name in names)
+        params.update(limit=int(limit), offset=0 if anchor is not None else int(offset))
+        # Find the page's keys first (cheap: only they are computed), then build just those
+        # rows, both from one snapshot.
         with self.db.atomic():
-            keys = [
-                [row["path"], row["result_rowid"]]
-                for row in self.db.query(f"SELECT path, result_rowid FROM ({sql}) {ordered}", params)
-            ]
+            found = list(
+                self.db.query(
+                    f"SELECT * FROM (SELECT path, result_rowid, {keyed} FROM ({sql})) {where} "
+                    f"ORDER BY {order} LIMIT :limit OFFSET :offset",
+                    params,
+                )
+            )
+            if backwards:
+                found.reverse()
             page = list(
                 self.db.query(
                     f"SELECT {_ROW_FIELDS} {_PAGE_SOURCE} ORDER BY page.key",
-                    {"page": json.dumps(keys), "provider": params["provider"]},
+                    {"page": json.dumps([[row["path"], row["result_rowid"]] for row in found]), "provider": params["provider"]},
                 )
             )
-        for row in page:
-            yield _row_from_sql(row)
+        row_keys = [tuple(row[name] for name in names) for row in found]
+        return RowPage(
+            [_row_from_sql(row) for row in page],
+            row_keys[0] if row_keys else None,
+            row_keys[-1] if row_keys else None,
+        )
 
     def count_rows(self, filter: RowFilter | None = None) -> int:
         """:returns: how many rows :meth:`query_rows` yields for ``filter``."""
-        sql, params = _filtered_rows_sql(filter or RowFilter())
+        filter = filter or RowFilter()
+        if dataclasses.replace(filter, provider=None) == RowFilter():
+            # Unfiltered, a row per file when no image has two results here (a provider is
+            # named, or the database holds one): the files index counts them in milliseconds
+            # where the joined rows take seconds at a million.
+            if filter.provider is not None or next(self.db.query(_ONE_PROVIDER))["one"]:
+                return next(self.db.query("SELECT COUNT(*) AS n FROM files"))["n"]
+        sql, params = _filtered_rows_sql(filter)
         return next(self.db.query(f"SELECT COUNT(*) AS n FROM ({sql})", params))["n"]
 
     def has_rows(self) -> bool:
@@ -558,6 +975,33 @@ class Store:
         """:returns: the ids of the providers with results here, sorted."""
         return [row["provider"] for row in self.db.query("SELECT DISTINCT provider FROM results ORDER BY provider")]
 
+    # --- copies (core/copies.py) ------------------------------------------------------------
+
+    def face_boxes(self) -> dict[str, list["Box"]]:
+        """Per content, the face boxes a provider located (for ``fix --fit crop``), from the
+        result that found the most; read at once because the fix runs on other threads."""
+        from core.fix import Box
+
+        found: dict[str, list[Box]] = {}
+        rows = self.db.query("SELECT sha256, faces FROM results WHERE face_count > 0 ORDER BY face_count")
+        for row in rows:  # the most faces last, so they win
+            faces = json.loads(row["faces"])
+            found[row["sha256"]] = [Box(int(f["x"]), int(f["y"]), int(f["width"]), int(f["height"])) for f in faces]
+        return found
+
+    def recording_copies(self, records: Iterable[Any]) -> Iterator[Any]:
+        """Pass :class:`core.copies.CopyRecord` records through, storing each written copy's
+        link to its original as it goes (a copy made is remembered even if the run stops)."""
+        for record in records:
+            if record.copy and record.copy_sha256 and record.original_sha256:
+                with self.writing():
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO copies VALUES (?, ?, ?, ?, ?, ?)",
+                        [record.copy, record.copy_sha256, record.original, record.original_sha256,
+                         "; ".join(record.changes), _now()],
+                    )  # fmt: skip
+            yield record
+
     def summary(self, filter: RowFilter | None = None) -> "RowSummary":
         """The figures every front end shows about the rows ``filter`` selects: the one
         place they are counted, with the same rules as the filters (``has_face``).
@@ -567,9 +1011,9 @@ class Store:
         as a Decimal (the provider's text, exactly).
         """
         sql, params = _filtered_rows_sql(filter or RowFilter())
-        # Three passes over the rows: counts, distinct contents, then (in Python) problems
-        # and costs, which only invalid and paid rows have. Measured on 50,000 rows: about
-        # as long as one export pass over them.
+        # Passes over the rows: counts, distinct contents, then (in Python) problems and
+        # costs, which only invalid and paid rows have, then quality warnings. Without the
+        # warnings, measured on 50,000 rows: about as long as one export pass over them.
         sums = ", ".join(
             f"COALESCE(SUM(verdict_{w} = '{v}'), 0) AS {w}_{v}" for w in VERDICT_RULES for v in VERDICT_VALUES
         )
@@ -595,6 +1039,14 @@ class Store:
             if row["problems"] is not None:  # an invalid row: each blocking problem once
                 lists = json.loads(row["problems"])
                 problems.update({p["code"] for listed in lists if listed for p in listed if p.get("blocking", True)})
+        warnings = {
+            row["code"]: row["n"]
+            for row in self.db.query(
+                f"""SELECT json_extract(w.value, '$.code') AS code, COUNT(*) AS n
+                    FROM ({sql}) AS rows, json_each(COALESCE(rows.warnings, '[]')) AS w GROUP BY code""",
+                params,
+            )
+        }
         cost = Decimal(0)
         unreadable = 0
         for text in costs.values():
@@ -613,6 +1065,7 @@ class Store:
             problems=dict(problems),
             verdicts={w: {v: figures[f"{w}_{v}"] for v in VERDICT_VALUES} for w in VERDICT_RULES},
             with_face=figures["with_face"],
+            warnings=warnings,
             cost=cost,
             unreadable_costs=unreadable,
         )
@@ -628,6 +1081,7 @@ class RowSummary:
     problems: Mapping[str, int]  # blocking problem code -> rows showing it
     verdicts: Mapping[str, Mapping[str, int]]  # workflow -> verdict value -> rows
     with_face: int  # rows known to show a face (the ``has_face`` filter's rule)
+    warnings: Mapping[str, int]  # warning code -> rows showing it (why a person should look)
     cost: Decimal  # what the provider reported, once per content
     unreadable_costs: int  # results whose cost is not a number
 
@@ -660,6 +1114,10 @@ def _open(path: Path, *, readonly: bool, immutable: bool = False) -> Database:
     except BaseException:
         conn.close()
         raise
+    # Case-insensitive text search beyond ASCII, which SQLite's LIKE and lower() ignore; also
+    # used by the search index's triggers, so every connection that writes has them.
+    db.register_function(_casefold, deterministic=True, name="casefold")
+    db.register_function(glob_literal, deterministic=True, name="glob_literal")
     try:
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         _check_ownership(db, path)
@@ -752,9 +1210,15 @@ def _filtered_rows_sql(filter: RowFilter) -> tuple[str, dict[str, Any]]:
         conditions.append(f"verdict_{filter.verdict} = 'yes'")
     if filter.has_face is not None:
         conditions.append(_HAS_FACE if filter.has_face else _HAS_NO_FACE)
+    if filter.review is not None:
+        conditions.append(f"({_NEEDS_REVIEW})" if filter.review else f"NOT COALESCE({_NEEDS_REVIEW}, 0)")
+    if filter.disagree is not None:
+        conditions.append(_DISAGREE if filter.disagree else f"NOT {_DISAGREE}")
     if filter.text:
         conditions.append("instr(casefold(path), :text) > 0")
         params["text"] = _casefold(filter.text)
+        if len(params["text"]) >= 3:  # the trigram index finds three characters or more
+            conditions.append("path IN (SELECT path FROM file_paths WHERE folded GLOB '*' || glob_literal(:text) || '*')")
     if filter.paths_under is not None:
         where, under = under_clause("path", filter.paths_under)
         conditions.append(where)
@@ -775,14 +1239,34 @@ def _filtered_rows_sql(filter: RowFilter) -> tuple[str, dict[str, Any]]:
     return sql, params
 
 
-def under_clause(column: str, root: str, name: str = "under") -> tuple[str, dict[str, Any]]:
+def _sort_keys(order_by: str) -> list[str]:
+    """The SQL expressions a row sorts by for ``order_by``, none of them ever NULL."""
+    if order_by not in _ORDER_EXPRESSIONS:
+        raise ValueError(f"Rows cannot be sorted by {order_by!r}; choose one of {', '.join(ROW_COLUMNS)}.")
+    keys: list[str] = []
+    for expr in _ORDER_EXPRESSIONS[order_by]:
+        # NULL first, as SQLite sorts it: (0, 0) before any (1, value).
+        keys += [expr] if expr in _NEVER_NULL else [f"({expr}) IS NOT NULL", f"COALESCE({expr}, 0)"]
+    return keys + ["path", "COALESCE(provider, '')"]
+
+
+def _order_clause(keys: list[str], descending: bool) -> str:
+    return ", ".join(f"{key}{' DESC' if descending else ''}" for key in keys)
+
+
+#: The separators of this system's paths: \\ and / on Windows, / elsewhere.
+PATH_SEPARATORS = tuple(filter(None, (os.sep, os.altsep)))
+
+
+def under_clause(
+    column: str, root: str, name: str = "under", separators: tuple[str, ...] = PATH_SEPARATORS
+) -> tuple[str, dict[str, Any]]:
     """SQL matching ``root`` itself and every path inside the folder ``root``.
 
     A range on the separator-terminated prefix rather than LIKE: exact (``/a/b`` does not
     match ``/a/bc``, ``%`` and ``_`` are not wildcards) and it uses the path index.
     ``name`` prefixes the parameters, so that several clauses can share one query.
     """
-    separators = [os.sep] + ([os.altsep] if os.altsep else [])
     stripped = root.rstrip("".join(separators))
     params: dict[str, Any] = {f"{name}_root": stripped}
     ranges = []
@@ -798,7 +1282,8 @@ def _row_from_sql(row: dict[str, Any]) -> dict[str, Any]:
     problems: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
     for column in ("file_notes", "image_problems", "result_problems"):
-        for problem in json.loads(row[column]) if row[column] else ():
+        # Most rows have no problems: skip parsing the empty list (a million rows, a second).
+        for problem in json.loads(row[column]) if row[column] and row[column] != "[]" else ():
             key = (problem["code"], problem["message"])
             if key not in seen:
                 seen.add(key)
@@ -808,8 +1293,9 @@ def _row_from_sql(row: dict[str, Any]) -> dict[str, Any]:
     out["problems"] = problems
     for name in FLAG_TYPES:
         out[name] = None if row[name] is None else bool(row[name])
-    out["faces"] = json.loads(row["faces"]) if row["faces"] else []
-    out["result_urls"] = json.loads(row["result_urls"]) if row["result_urls"] else {}
+    out["faces"] = json.loads(row["faces"]) if row["faces"] and row["faces"] != "[]" else []
+    out["result_urls"] = json.loads(row["result_urls"]) if row["result_urls"] and row["result_urls"] != "{}" else {}
+    out["warnings"] = json.loads(row["warnings"]) if row["warnings"] and row["warnings"] != "[]" else []
     return out
 
 
@@ -833,7 +1319,8 @@ def _result_row(outcome: Outcome, now: str) -> dict[str, Any]:
         "face_count": None if faces is None else len(faces),
         "faces": None if faces is None else _json([_face_dict(face) for face in faces]),
         "result_urls": _json(dict(result.result_urls) if result is not None else {}),
-        **{f"verdict_{w}": v.value for w, v in verdicts(usable, flags).items()},
+        **{f"verdict_{w}": v.value for w, v in verdicts(usable, flags, _quality.review_workflows(outcome.warnings)).items()},
+        "warnings": _quality.warnings_to_json(outcome.warnings),
         "cost": result.cost if result is not None else None,
         "request_id": result.request_id if result is not None else None,
         "raw": result.raw if result is not None else None,
@@ -861,21 +1348,46 @@ def _face_dict(face: Face) -> dict[str, Any]:
 
 
 def problems_to_json(problems: Iterable[Problem]) -> str:
-    return _json([{"code": p.code, "message": p.message, "blocking": p.blocking} for p in problems])
+    # "fixable" only where it is true: rows written before it existed read the same.
+    return _json(
+        [{"code": p.code, "message": p.message, "blocking": p.blocking} | ({"fixable": True} if p.fixable else {})
+         for p in problems]
+    )
 
 
 def problems_from_json(text: str | None) -> tuple[Problem, ...]:
     if not text:
         return ()
-    return tuple(Problem(p["code"], p["message"], bool(p.get("blocking", True))) for p in json.loads(text))
+    return tuple(
+        Problem(p["code"], p["message"], bool(p.get("blocking", True)), bool(p.get("fixable", False)))
+        for p in json.loads(text)
+    )
 
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (a run it started may still be going)."""
+    if pid == os.getpid():
+        return False  # a run of this process still 'running' was abandoned by it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
 def _casefold(text: str | None) -> str | None:
     return None if text is None else text.casefold()
+
+
+def glob_literal(text: str | None) -> str | None:
+    """``text`` as a GLOB pattern that matches only itself: ``*``, ``?`` and ``[`` bracketed."""
+    return None if text is None else "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def _now() -> str:

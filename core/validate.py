@@ -6,6 +6,7 @@ Pure functions over records: nothing here reads a file. Every problem has a stab
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from fractions import Fraction
 from types import MappingProxyType
@@ -29,8 +30,14 @@ PROBLEM_CODES: Mapping[str, str] = MappingProxyType(
         "too_small": "Too small",
         "too_wide": "Too wide",
         "too_tall": "Too tall",
+        "animated": "Animated (first frame used)",
     }
 )
+
+#: The rules ``kling-preflight fix`` can repair in a copy (core/fix.py). The format rule only
+#: when this Pillow can decode the format (its pixel size is then known); a photo too small
+#: only with ``--upscale``, which the fix says when it is not given.
+FIXABLE_CODES: frozenset[str] = frozenset({"unsupported_format", "too_large", "too_small", "too_wide", "too_tall"})
 
 _MB = 1024 * 1024
 
@@ -57,7 +64,11 @@ def validate(image: ProbedImage, constraints: Constraints) -> tuple[Problem, ...
         broken.append(Problem("too_large", _too_large_message(image.size, constraints.max_bytes)))
     if image.width is not None and image.height is not None:
         broken.extend(_dimension_problems(image.width, image.height, constraints))
-    return image.problems + tuple(broken)
+    # A fix needs the pixels: a format this Pillow cannot read (its size unknown) has none.
+    decodable = image.width is not None
+    return image.problems + tuple(
+        dataclasses.replace(p, fixable=True) if decodable and p.code in FIXABLE_CODES else p for p in broken
+    )
 
 
 def _dimension_problems(width: int, height: int, constraints: Constraints) -> list[Problem]:

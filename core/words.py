@@ -114,6 +114,24 @@ def open_sentence(
     return f"Not done: {failed + pending:,} {photos} still open: {' and '.join(parts)}."
 
 
+def unknown_calls_lines(summary: Summary) -> list[str]:
+    """Sentences about calls whose outcome nobody knows (the call journal's leftovers)."""
+    out = []
+    if summary.interrupted_calls:
+        n = summary.interrupted_calls
+        out.append(
+            f"{n:,} {'call was' if n == 1 else 'calls were'} in flight when an earlier run was interrupted: "
+            "recorded as failed, since they may have been billed or uploaded; --retry-failed sends them again."
+        )
+    if summary.calls_left:
+        n = summary.calls_left
+        out.append(
+            f"{n:,} {'call' if n == 1 else 'calls'} in flight {'was' if n == 1 else 'were'} left without an answer: "
+            "the next run records them as failed (they may have been billed or uploaded)."
+        )
+    return out
+
+
 def run_summary_text(summary: Summary) -> str:
     """How a run ended, in the desktop's words: a first line, then what it did."""
     parts = run_counts(summary)
@@ -121,7 +139,7 @@ def run_summary_text(summary: Summary) -> str:
         parts.append(f"{summary.invalid:,} invalid, not sent")
     if summary.skipped_known:
         parts.append(f"{summary.skipped_known:,} already known")
-    text = " · ".join(parts)
+    text = "\n".join([" · ".join(parts), *unknown_calls_lines(summary)])
     if summary.cancelled:
         left = f"\n{summary.not_attempted:,} left for later: press Start to go on." if summary.not_attempted else ""
         return f"Stopped by you.\n{text}{left}"

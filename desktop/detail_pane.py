@@ -70,7 +70,7 @@ _NO_FACES = {
     "failed": "The check did not finish, so no faces were looked for.",
     "rejected": "The provider refused the photo, so no faces were looked for.",
 }
-_VERDICT_STATES = {"yes": "ready", "no": "not ready", "unknown": "cannot be told yet"}
+_VERDICT_STATES = {"yes": "ready", "no": "not ready", "unknown": "cannot be told yet", "review": "needs review"}
 
 
 @dataclass(frozen=True)
@@ -272,6 +272,18 @@ class DetailPane(QWidget):
     def row(self) -> Mapping[str, Any] | None:
         return self._row
 
+    def show_answers(self, rows: list[Mapping[str, Any]]) -> None:
+        """Show each provider's answer for the shown image side by side (rows of
+        :data:`core.store.ROW_COLUMNS`, one per provider); hidden with fewer than two."""
+        answers = {r["provider"]: r for r in rows if r.get("status") == "checked"}
+        visible = len(answers) > 1
+        self.answers_heading.setVisible(visible)
+        self.answers.setVisible(visible)
+        if not visible:
+            self.answers.setText("")
+            return
+        self.answers.setText(answers_table(list(answers.values())))
+
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().resizeEvent(event)
         wide = self.width() >= SIDE_BY_SIDE_WIDTH
@@ -319,6 +331,12 @@ class DetailPane(QWidget):
         layout.addWidget(_heading("Problems"))
         layout.addWidget(self.problems)
 
+        # Why a verdict is "review": the quality warnings, one sentence each.
+        self.warnings_heading = _heading("Why a person should look")
+        self.warnings = _value_label()
+        layout.addWidget(self.warnings_heading)
+        layout.addWidget(self.warnings)
+
         self.faces_heading = _heading("Faces")
         self.crops = QWidget()
         self.crops_layout = QVBoxLayout(self.crops)
@@ -355,6 +373,15 @@ class DetailPane(QWidget):
         grid.addLayout(verdicts_box)
         grid.addStretch(1)
         layout.addWidget(checks)
+
+        # Every provider's answer for this image side by side, when there is more than one.
+        self.answers_heading = _heading("Answers from each provider")
+        self.answers = QLabel()
+        self.answers.setTextFormat(Qt.TextFormat.RichText)
+        self.answers.setWordWrap(True)
+        layout.addWidget(self.answers_heading)
+        layout.addWidget(self.answers)
+        self.show_answers([])
 
         self.error = _value_label()
         self.error_heading = _heading("Error")
@@ -412,6 +439,10 @@ class DetailPane(QWidget):
 
         sentences = problem_sentences(row)
         self.problems.setText("\n".join(f"• {s}" for s in sentences) if sentences else "None.")
+        warnings = [w["message"] for w in row.get("warnings") or ()]
+        self.warnings.setText("\n".join(f"• {s}" for s in warnings))
+        self.warnings.setVisible(bool(warnings))
+        self.warnings_heading.setVisible(bool(warnings))
 
         for name, label in self.flag_labels.items():
             value = row.get(name)
@@ -516,6 +547,28 @@ class DetailPane(QWidget):
             )
             self.preview.set_image(loaded.image, upright_size(loaded.stored_size, loaded.orientation), marks)
         self._show_crops(row, list(loaded.crops))
+
+
+def answers_table(rows: list[Mapping[str, Any]]) -> str:
+    """Rich text: one column per provider; whether it found a face, how many, the verdicts
+    and the warnings."""
+
+    def face(row: Mapping[str, Any]) -> str:
+        value = row.get("face_seg")
+        found = _FLAG_STATES.get(value, "cannot be told")
+        return found if row.get("face_count") is None else f"{found} ({row['face_count']})"
+
+    lines = [("Face", face)]
+    for workflow, label in VERDICT_LABELS.items():
+        lines.append((label.capitalize(), lambda r, w=workflow: _VERDICT_STATES.get(r.get(f"verdict_{w}") or "unknown", "")))
+    lines.append(("Warnings", lambda r: ", ".join(w["code"] for w in r.get("warnings") or ()) or "none"))
+    cell = '<td style="padding: 1px 8px 1px 0">{}</td>'
+    head = "".join(cell.format(f"<b>{html.escape(r['provider'])}</b>") for r in rows)
+    body = "".join(
+        "<tr>" + cell.format(html.escape(label)) + "".join(cell.format(html.escape(get(r))) for r in rows) + "</tr>"
+        for label, get in lines
+    )
+    return f"<table><tr>{cell.format('')}{head}</tr>{body}</table>"
 
 
 def _copyable() -> QLineEdit:

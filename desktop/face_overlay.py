@@ -3,32 +3,19 @@ upright, and a widget that shows the upright image with its boxes.
 
 Providers give face boxes in pixels of the file as stored. A photo whose EXIF orientation is
 not 1 is displayed rotated or mirrored, so each box goes through the same transformation as
-the pixels (the one ``PIL.ImageOps.exif_transpose`` applies).
+the pixels (``core.orientation``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent, QPen, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-#: x, y, width, height.
-Box = tuple[float, float, float, float]
-
-# EXIF orientation -> where a point (x, y) of the stored image (W × H) lands in the upright one.
-_TO_UPRIGHT: dict[int, Callable[[float, float, float, float], tuple[float, float]]] = {
-    1: lambda x, y, w, h: (x, y),
-    2: lambda x, y, w, h: (w - x, y),  # mirrored
-    3: lambda x, y, w, h: (w - x, h - y),  # upside down
-    4: lambda x, y, w, h: (x, h - y),  # mirrored upside down
-    5: lambda x, y, w, h: (y, x),  # transposed
-    6: lambda x, y, w, h: (h - y, x),  # shown turned 90° clockwise
-    7: lambda x, y, w, h: (h - y, w - x),  # transversed
-    8: lambda x, y, w, h: (y, w - x),  # shown turned 90° anticlockwise
-}
+# The mapping is Qt-free and shared with the offline provider; the detail pane imports it from here.
+from core.orientation import Box, displayed_box, normal_orientation, upright_size  # noqa: F401
 
 #: The colour of face boxes: a saturated yellow-green that stands out on skin, sky and shadow.
 FACE_BOX_COLOUR = QColor(0x3D, 0xF5, 0x5A)
@@ -38,34 +25,6 @@ _HALO_COLOUR = QColor(0, 0, 0, 150)
 _HALO_WIDTH = FACE_BOX_WIDTH + 2
 #: Tallest the preview asks to be, so the facts under it stay in reach.
 MAX_HEIGHT = 460
-
-
-def normal_orientation(orientation: int | None) -> int:
-    """:returns: ``orientation`` when it is a valid EXIF orientation (1 to 8), else 1, as
-    ``exif_transpose`` treats unknown values."""
-    return orientation if orientation in _TO_UPRIGHT else 1
-
-
-def upright_size(stored_size: tuple[int, int], orientation: int) -> tuple[int, int]:
-    """:returns: width and height of the image once shown upright."""
-    width, height = stored_size
-    return (height, width) if normal_orientation(orientation) >= 5 else (width, height)
-
-
-def displayed_box(box: Box, orientation: int, stored_size: tuple[int, int]) -> Box:
-    """Map a box in the file's stored pixels to the upright (EXIF-applied) image.
-
-    :param box: x, y, width, height in stored pixels.
-    :param orientation: the file's EXIF orientation; values outside 1–8 count as 1.
-    :param stored_size: width and height of the image as stored.
-    :returns: x, y, width, height in pixels of the upright image.
-    """
-    to_upright = _TO_UPRIGHT[normal_orientation(orientation)]
-    width, height = stored_size
-    x, y, w, h = box
-    ax, ay = to_upright(x, y, width, height)
-    bx, by = to_upright(x + w, y + h, width, height)
-    return min(ax, bx), min(ay, by), abs(bx - ax), abs(by - ay)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from core.settings import SettingsError
 from core.store import RowFilter, Store, StoreError
 from core.words import missing_sentence
 
+from .copies_dialog import open_collect, open_make_copies
 from .errors import MessageBanner
 from .icons import app_icon, icon
 from .log_pane import LogPane
@@ -71,7 +72,9 @@ class MainWindow(QMainWindow):
 
     export_finished = Signal(str, int)
     export_failed = Signal(str)
+    merge_finished = Signal(list)  # a sentence per merged database
     run_ended = Signal()
+    copies_finished = Signal(str)  # the sentence shown when ready copies are made or collected
 
     def __init__(self, app_context: AppContext, window_settings: QSettings, db_path: Path | None = None,
                  parent: QWidget | None = None) -> None:
@@ -131,6 +134,11 @@ class MainWindow(QMainWindow):
         self.export_all_action = self._action("export", "Export &all…", lambda: self.export(None), ["Ctrl+Shift+E"], "Export every result as CSV or JSON")
         self.export_filter_action = self._action("export", "&Export current filter…", lambda: self.export(self.results.current_filter()), ["Ctrl+E"],
                                                  "Export the rows the table shows as CSV or JSON")
+        self.make_copies_action = self._action(None, "Make ready &copies…", lambda: open_make_copies(self), [],
+                                               "Write copies of refused photos fixed so they pass")
+        self.collect_action = self._action(None, "Copy ready p&hotos to…", lambda: open_collect(self), [],
+                                           "Copy the photos ready for a workflow into one folder")
+        self.merge_action = self._action("database", "&Merge results…", self.choose_merge, [], "Bring in the results of another machine's database")
         self.quit_action = self._action("quit", "&Quit", self.close, ["Ctrl+Q"])
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
         self.settings_action = self._action("settings", "&Settings…", self.open_settings, ["Ctrl+,"], "Provider keys, addresses and limits")
@@ -184,6 +192,10 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.export_all_action)
         file_menu.addAction(self.export_filter_action)
+        file_menu.addAction(self.merge_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.make_copies_action)
+        file_menu.addAction(self.collect_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
 
@@ -480,6 +492,38 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Exporting to {path}…")
         call_in_background(work, lambda n: self._on_exported(path, n), lambda exc: self._on_export_failed(path, exc), self)
 
+    @Slot()
+    def choose_merge(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Merge results from", str(self.db_path.parent), DATABASE_FILTER)
+        if paths:
+            self.merge_results([Path(p) for p in paths])
+
+    def merge_results(self, sources: list[Path]) -> None:
+        """Merge other machines' results databases into this one, in the background."""
+        if self.session is not None:
+            self.show_info("Merge results when the run has ended.")
+            return
+        db_path = self.db_path
+
+        def work() -> list[str]:
+            from core.merge import merge_databases
+
+            with Store(db_path) as store:
+                return [report.sentence() for report in merge_databases(store, sources)]
+
+        def done(sentences: list[str]) -> None:
+            self.results.refresh()
+            self.banner.show_message(" ".join(sentences), "success")
+            self.merge_finished.emit(sentences)
+
+        def failed(exc: BaseException) -> None:
+            if not isinstance(exc, StoreError):
+                log.error("Merging %s failed", sources, exc_info=exc)
+            self.show_error(str(exc) if isinstance(exc, StoreError) else f"The merge failed ({type(exc).__name__}); the details are in the log.")
+
+        self.statusBar().showMessage("Merging results…", 5_000)
+        call_in_background(work, done, failed, self)
+
     def _on_exported(self, path: Path, rows: int) -> None:
         self.statusBar().showMessage(f"Wrote {rows:,} rows to {path}", 10_000)
         self.banner.show_message(f"Exported {rows:,} rows to {path}.", "success")
@@ -582,7 +626,10 @@ class MainWindow(QMainWindow):
             # Never block the window on a run: stop it, and close once its results are saved.
             self._close_when_stopped = True
             self.session.stop()
-            self.show_info("Stopping the run: the window closes once the results so far are saved.")
+            self.show_info(
+                "Stopping the run: the window closes once the answers of the calls in flight are saved "
+                "(close again to leave them)."
+            )
             event.ignore()
             return
         if not self._closed:

@@ -41,7 +41,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette, QPixmap
 
-from core.store import RowFilter, Store, StoreError
+from core.store import RowFilter, RowKey, RowPage, Store, StoreError
 from core.words import FLAG_LABELS, STATUS_HELP, STATUS_LABELS, VERDICT_LABELS  # noqa: F401  (the detail pane's too)
 
 from .thumbnails import ThumbnailCache
@@ -108,6 +108,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("folder", "Folder", "folder", 220, "The folder the file is in"),
     Column("provider", "Provider", "provider", 90, "Which provider checked it"),
     Column("error", "Error", "error", 240, "Why the check failed or was rejected"),
+    Column("ready_copy", "Ready copy", "ready_copy", 220, "A copy made by Make ready copies that a check passed"),
 )
 COLUMN_INDEX: Mapping[str, int] = {column.key: n for n, column in enumerate(COLUMNS)}
 
@@ -138,6 +139,7 @@ _GLYPHS: Mapping[Any, tuple[str, str]] = {
     "yes": ("✓", "good"),
     "no": ("✗", "bad"),
     "unknown": ("?", "neutral"),
+    "review": ("!", "warn"),
 }
 
 
@@ -205,6 +207,18 @@ def is_row(key: tuple[str, str | None], row: Mapping[str, Any]) -> bool:
 
 
 @dataclass(frozen=True)
+class PageAnchor:
+    """Where a page is found by key rather than by counting off the rows before it
+    (:meth:`core.store.Store.query_page`): after the last row of the page before, before the
+    first row of the page after, or (``backwards`` without a key) at the end."""
+
+    after: RowKey | None = None
+    before: RowKey | None = None
+    backwards: bool = False
+    rows: int = PAGE_SIZE
+
+
+@dataclass(frozen=True)
 class PageQuery:
     """One page of rows to read: everything a thread needs to read it with its own store."""
 
@@ -215,12 +229,13 @@ class PageQuery:
     page_no: int
     generation: int  # the model's filter and sort when asked (changes on reset)
     version: int  # the model's refresh when asked
+    anchor: PageAnchor | None = None  # None: by offset (a jump, or a refresh)
 
 
 @dataclass(frozen=True)
 class PageAnswer:
     query: PageQuery
-    rows: list[dict[str, Any]]
+    page: RowPage
     error: str = ""
 
 
@@ -241,29 +256,36 @@ class RefreshQuery:
 class RefreshAnswer:
     query: RefreshQuery
     count: int
-    pages: dict[int, list[dict[str, Any]]]
+    pages: dict[int, RowPage]
     providers: list[str]  # ids of the providers with results
     seconds: float  # how long the reading took
     error: str = ""
 
 
-def page_rows(store: Store, query: PageQuery, page_no: int) -> list[dict[str, Any]]:
-    """The rows of page ``page_no`` under ``query``'s filter and order, read from ``store``.
+def page_rows(store: Store, query: PageQuery | RefreshQuery, page_no: int) -> RowPage:
+    """The rows of page ``page_no`` under ``query``'s filter and order, read from ``store``:
+    by ``query``'s anchor when it has one for this page, else by offset.
 
     :raises StoreError, sqlite3.Error: the database cannot be read.
     """
-    return list(
-        store.query_rows(
-            query.row_filter,
-            order_by=query.order_by,
-            descending=query.descending,
-            limit=PAGE_SIZE,
-            offset=page_no * PAGE_SIZE,
-        )
+    anchor = query.anchor if isinstance(query, PageQuery) and page_no == query.page_no else None
+    if anchor is None:
+        anchor, offset = PageAnchor(), page_no * PAGE_SIZE
+    else:
+        offset = 0
+    return store.query_page(
+        query.row_filter,
+        order_by=query.order_by,
+        descending=query.descending,
+        limit=anchor.rows,
+        after=anchor.after,
+        before=anchor.before,
+        backwards=anchor.backwards,
+        offset=offset,
     )
 
 
-def read_page(query: PageQuery) -> list[dict[str, Any]]:
+def read_page(query: PageQuery) -> RowPage:
     """Read one page with a read-only store of its own (a store belongs to one thread).
 
     :raises StoreError, sqlite3.Error: the database cannot be read.
@@ -272,7 +294,7 @@ def read_page(query: PageQuery) -> list[dict[str, Any]]:
         return page_rows(store, query, query.page_no)
 
 
-def read_refresh(query: RefreshQuery) -> tuple[int, dict[int, list[dict[str, Any]]], list[str]]:
+def read_refresh(query: RefreshQuery) -> tuple[int, dict[int, RowPage], list[str]]:
     """Count the rows and read the pages of ``query``, and list the providers with results,
     all in one read transaction, with a read-only store of its own.
 
@@ -345,10 +367,10 @@ class _PageJob(QRunnable):
         try:
             answer = PageAnswer(query, read_page(query))
         except (sqlite3.Error, StoreError) as exc:
-            answer = PageAnswer(query, [], str(exc))
+            answer = PageAnswer(query, RowPage([], None, None), str(exc))
         except Exception as exc:  # a bug costs this page, never the pool thread
             log.exception("Reading page %s failed", query.page_no)
-            answer = PageAnswer(query, [], str(exc))
+            answer = PageAnswer(query, RowPage([], None, None), str(exc))
         self._relay.answered.emit(answer)
 
 
@@ -378,6 +400,8 @@ class _Page:
     rows: list[dict[str, Any]]
     version: int  # the refresh it was read at; older ones are shown until replaced
     shas: dict[str, list[int]]  # sha256 -> row numbers, for thumbnail updates
+    first_key: RowKey | None = None  # where the pages either side are found (PageAnchor)
+    last_key: RowKey | None = None
 
 
 class ResultsModel(QAbstractTableModel):
@@ -639,8 +663,24 @@ class ResultsModel(QAbstractTableModel):
         if self._store is None:
             return None
         return PageQuery(
-            self._store.path, self._filter, self._order_by, self._descending, page_no, self._generation, self._version
-        )
+            self._store.path, self._filter, self._order_by, self._descending, page_no, self._generation, self._version,
+            self._anchor(page_no),
+        )  # fmt: skip
+
+    def _anchor(self, page_no: int) -> PageAnchor | None:
+        """How to find page ``page_no`` by key: next to a fresh page in memory, or at the end.
+        None for a jump into the middle, read by offset."""
+        before = self._pages.get(page_no - 1)
+        if before is not None and before.version == self._version and before.last_key is not None:
+            if len(before.rows) == PAGE_SIZE:
+                return PageAnchor(after=before.last_key)
+        after = self._pages.get(page_no + 1)
+        if after is not None and after.version == self._version and after.first_key is not None:
+            return PageAnchor(before=after.first_key, backwards=True)
+        rows = self._count - page_no * PAGE_SIZE
+        if page_no > 0 and 0 < rows <= PAGE_SIZE:
+            return PageAnchor(backwards=True, rows=rows)
+        return None
 
     def _request(self, page_no: int, *, ahead: bool = False) -> None:
         query = self._query(page_no)
@@ -652,21 +692,22 @@ class ResultsModel(QAbstractTableModel):
         self._pool.start(_PageJob(self._requests, self._relay))
 
     def _read_now(self, page_no: int) -> _Page:
-        rows: list[dict[str, Any]] = []
+        found = RowPage([], None, None)
         query = self._query(page_no)
         if query is not None:
             try:
-                rows = page_rows(self._store, query, page_no)
+                found = page_rows(self._store, query, page_no)
             except (sqlite3.Error, StoreError) as exc:
                 self._report(exc)
-        return self._keep(page_no, rows, self._version)
+        return self._keep(page_no, found, self._version)
 
-    def _keep(self, page_no: int, rows: list[dict[str, Any]], version: int) -> _Page:
+    def _keep(self, page_no: int, found: RowPage, version: int) -> _Page:
+        rows = found.rows
         shas: dict[str, list[int]] = {}
         for offset, row in enumerate(rows):
             if row["sha256"]:
                 shas.setdefault(row["sha256"], []).append(page_no * PAGE_SIZE + offset)
-        page = _Page(rows, version, shas)
+        page = _Page(rows, version, shas, found.first_key, found.last_key)
         self._pages[page_no] = page
         self._pages.move_to_end(page_no)
         while len(self._pages) > CACHED_PAGES:
@@ -685,7 +726,7 @@ class ResultsModel(QAbstractTableModel):
         current = self._pages.get(query.page_no)
         if current is not None and current.version >= query.version:
             return  # a synchronous read got there first
-        self._keep(query.page_no, answer.rows, query.version)
+        self._keep(query.page_no, answer.page, query.version)
         first = query.page_no * PAGE_SIZE
         last = min(self._count, first + PAGE_SIZE) - 1
         if last >= first:
@@ -703,8 +744,8 @@ class ResultsModel(QAbstractTableModel):
             self._report_text(answer.error)
             return
         self._version += 1
-        for page_no, rows in answer.pages.items():
-            self._keep(page_no, rows, self._version)
+        for page_no, found in answer.pages.items():
+            self._keep(page_no, found, self._version)
         self._renew(answer.count)
         self.refreshed.emit(answer.seconds, answer.providers)
 
@@ -794,7 +835,8 @@ def _tooltip(key: str, row: Mapping[str, Any]) -> str | None:
         return f"{FLAG_LABELS[key]}: {state}"
     if key.startswith("verdict_"):
         workflow = VERDICT_LABELS[key.removeprefix("verdict_")]
-        return f"Ready for {workflow}: {row[key] or 'unknown'}"
+        reasons = "".join(f"\n• {w['message']}" for w in row.get("warnings") or ()) if row[key] == "review" else ""
+        return f"Ready for {workflow}: {row[key] or 'unknown'}{reasons}"
     if key == "error":
         if not row["error"]:
             return None

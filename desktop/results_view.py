@@ -73,6 +73,8 @@ QUICK_FILTERS: Mapping[str, tuple[str, Mapping[str, Any]]] = {
     "no_face": ("No face", {"has_face": False}),
     "avatar": ("Ready for avatar", {"verdict": "avatar"}),
     "tryon": ("Ready for try-on", {"verdict": "tryon"}),
+    "review": ("Needs review", {"review": True}),
+    "disagree": ("Providers disagree", {"disagree": True}),
 }
 QUICK_FILTER_TIPS: Mapping[str, str] = {
     "all": "Every file",
@@ -83,6 +85,8 @@ QUICK_FILTER_TIPS: Mapping[str, str] = {
     "no_face": "Photos where no face was found",
     "avatar": "Photos ready for an avatar: head and face found",
     "tryon": "Photos ready for virtual try-on: head and clothing found",
+    "review": "Usable, but a person should look first: a small or cut-off face, several faces, blur, bad exposure",
+    "disagree": "Photos where one provider found a face and another found none",
 }
 
 #: Empty states: a headline and what to do next.
@@ -156,6 +160,7 @@ class FilterBar(QWidget):
             self.quick_bar.addAction(action)
             self.quick_actions[key] = action
         self.quick_actions["all"].setChecked(True)
+        self.quick_actions["disagree"].setVisible(False)  # until a database holds several providers
         self._quick_group.triggered.connect(lambda _: self.changed.emit())
 
         self.provider = QComboBox(self)
@@ -206,6 +211,7 @@ class FilterBar(QWidget):
         self.provider.setCurrentIndex(max(position, 0))
         self.provider.blockSignals(False)
         self.provider.setVisible(len(providers) > 1)
+        self.quick_actions["disagree"].setVisible(len(providers) > 1)
         if chosen is not None and position < 0:
             self.changed.emit()  # the chosen provider left the database
 
@@ -354,6 +360,7 @@ class ResultsPanel(QWidget):
 
         self._make_actions()
         self.selection_changed.connect(self.detail.show_row)
+        self.selection_changed.connect(self._show_answers)
         self._update_empty_state()
 
     # --- the database ---------------------------------------------------------------------
@@ -655,6 +662,14 @@ class ResultsPanel(QWidget):
             self.export_requested.emit(rows)
 
     # --- internals ------------------------------------------------------------------------
+
+    def _show_answers(self, row: Mapping[str, Any] | None) -> None:
+        """Every provider's answer for the selected image, for the detail pane to set side by side."""
+        rows: list[dict[str, Any]] = []
+        if row is not None and row.get("sha256") and self._store is not None:
+            found = self._store.query_rows(RowFilter(shas=(row["sha256"],)), order_by="provider")
+            rows = list({r["provider"]: r for r in found}.values())
+        self.detail.show_answers(rows)
 
     def _open_store(self) -> None:
         path = self._database

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from core.store import RowSummary
 from core.words import PROVIDER_STATE_WORDS, format_duration, plural, run_summary_text, totals_sentence
 from core.context import AppContext, ProviderState
-from core.events import Plan, Progress, ProviderHalted, ScanProgress, Summary, Waiting
+from core.events import Plan, Progress, ProviderHalted, ScanProgress, Stopping, Summary, Waiting
 from core.validate import PROBLEM_CODES
 
 from .errors import LEVEL_COLOURS, blend, tint_text
@@ -291,7 +291,7 @@ class RunPanel(QWidget):
         self.retry_action.setEnabled(idle and ready and self._has_items and self._failed > 0)
         self.retry_action.setText(f"&Retry failed ({self._failed:,})" if self._failed else "&Retry failed")
         self.pause_action.setEnabled(self._state in ("running", "pausing", "paused"))
-        self.stop_action.setEnabled(self._state in ("running", "pausing", "paused"))
+        self.stop_action.setEnabled(self._state in ("running", "pausing", "paused", "stopping"))
         paused = self._state in ("pausing", "paused")
         if self.pause_action.text() != ("&Resume" if paused else "&Pause"):  # a change repaints
             self.pause_action.setText("&Resume" if paused else "&Pause")
@@ -320,6 +320,7 @@ class RunPanel(QWidget):
         session.waiting.connect(self._on_waiting)
         session.halted.connect(self._on_halted)
         session.paused_changed.connect(self._on_paused)
+        session.stopping.connect(self._on_stopping)
         session.finished.connect(self._on_finished)
         session.failed.connect(self._on_failed)
         session.ended.connect(self._on_ended)
@@ -346,12 +347,21 @@ class RunPanel(QWidget):
 
     @Slot()
     def _stop(self) -> None:
-        if self._session is None or self._state == "stopping":
+        if self._session is None:
             return
-        self._session.stop()
+        self._session.stop()  # a second press leaves the calls in flight
+        if self._state == "stopping":
+            self._show_waiting("Leaving the calls in flight: they are recorded as unknown…")
+            self.stop_action.setEnabled(False)
+            return
         self._state = "stopping"
         self._show_waiting("Stopping: saving the results so far…")
         self._update_actions()
+
+    @Slot(object)
+    def _on_stopping(self, stopping: Stopping) -> None:
+        text = str(stopping)
+        self._show_waiting(f"{text[:1].upper()}{text[1:]}: their answers may be paid for (Stop again to leave them)…")
 
     @Slot(object)
     def _on_scan(self, scan: ScanProgress) -> None:
@@ -397,6 +407,7 @@ class RunPanel(QWidget):
         self.stats_label.setText(
             f"{progress.done:,} done · {progress.failed:,} failed · {progress.remaining:,} remaining\n"
             f"{progress.per_second:.1f}/s · ETA {format_duration(progress.eta_seconds)}"
+            + (f" · {progress.concurrency} at once" if progress.concurrency else "")
         )
         if self._state == "running" and self._waiting_level == "warning":
             self.waiting_label.hide()  # the wait is over; an error stays

@@ -13,8 +13,6 @@ cores the scrolling itself needs.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -24,6 +22,7 @@ from PIL import Image, ImageOps
 from PySide6.QtCore import QObject, QPointF, QRectF, QRunnable, QSize, Qt, QThreadPool, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QImage, QPainter, QPainterPath, QPalette, QPen, QPixmap
 
+from core.atomic_write import atomic_write
 from core.probe import DECODE_ERRORS
 from core.scan import file_path
 
@@ -91,14 +90,8 @@ def _write_atomically(image: Image.Image, target: Path) -> None:
     """Write to a temporary name and rename, so a reader never sees half a file."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                image.save(out, "WEBP", quality=82, method=4)
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        with atomic_write(target, binary=True, durable=False) as out:  # a cache: made again if lost
+            image.save(out, "WEBP", quality=82, method=4)
     except OSError as exc:
         log.debug("Cannot cache a thumbnail in %s: %s", target.parent, exc)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import sqlite3
 import sys
 import threading
 import time
@@ -29,12 +28,12 @@ from typing import Any, Callable, Iterable, Sequence
 
 from PySide6.QtCore import QObject, QThread, QThreadPool, QTimer, Signal, Slot
 
-from core.errors import database_error_sentence, os_error_sentence
-from core.events import FileSkipped, Finished, ImageFinished, Paused, Plan, Progress, ProviderHalted, ScanProgress, Waiting
+from core.errors import user_sentence
+from core.events import (
+    FileSkipped, Finished, ImageFinished, Paused, Plan, Progress, ProviderHalted, ScanProgress, Stopping, Waiting,
+)
 from core.models import Outcome
 from core.runner import BatchRunner
-from core.settings import SettingsError
-from core.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -179,15 +178,13 @@ class _RunWorker(QObject):
                     self._post(ConfirmPlan(event))
                     if not self._answer.wait():
                         self._runner.cancel()
-        except (StoreError, SettingsError) as exc:
-            self._post(RunFailed(str(exc)))
-        except sqlite3.DatabaseError as exc:
-            self._post(RunFailed(database_error_sentence(exc)))
-        except OSError as exc:
-            self._post(RunFailed(f"The run stopped: {os_error_sentence(exc)}"))
-        except Exception:
-            sys.excepthook(*sys.exc_info())  # a bug: logged and shown with a report
-            self._post(RunFailed("The run stopped because of an unexpected error; the details are in the log."))
+        except Exception as exc:
+            sentence = user_sentence(exc)
+            if sentence is not None:
+                self._post(RunFailed(f"The run stopped: {sentence.text}"))
+            else:
+                sys.excepthook(*sys.exc_info())  # a bug: logged and shown with a report
+                self._post(RunFailed("The run stopped because of an unexpected error; the details are in the log."))
         finally:
             events.close()
             self.done.emit()
@@ -203,8 +200,9 @@ class RunSession(QObject):
     ``files_skipped(list[FileSkipped])``, ``plan_ready(Plan)``, ``confirmation_needed(Plan)``
     (paid runs: answer with :meth:`answer_plan`), ``outcomes(list[Outcome])`` with
     ``progress(Progress)`` right after, ``waiting(Waiting)``, ``halted(ProviderHalted)``,
-    ``paused_changed(bool)``, then ``finished(Summary)`` or ``failed(str)``, and last
-    ``ended()`` once the thread is gone.
+    ``paused_changed(bool)``, ``stopping(Stopping)`` (after :meth:`stop`, while calls in
+    flight are awaited), then ``finished(Summary)`` or ``failed(str)``, and last ``ended()``
+    once the thread is gone.
     """
 
     scan_progress = Signal(object)
@@ -216,6 +214,7 @@ class RunSession(QObject):
     waiting = Signal(object)
     halted = Signal(object)
     paused_changed = Signal(bool)
+    stopping = Signal(object)
     finished = Signal(object)
     failed = Signal(str)
     ended = Signal()
@@ -258,8 +257,12 @@ class RunSession(QObject):
         self.runner.resume()
 
     def stop(self) -> None:
-        """Stop now: calls in flight get a short grace, results obtained are kept."""
-        self.runner.cancel()
+        """Stop: nothing new is sent, calls in flight are awaited (a bounded time) and every
+        answer is kept. A second stop leaves those calls at once (their outcome stays unknown)."""
+        if self.runner.stopping:
+            self.runner.abandon()
+        else:
+            self.runner.cancel()
         self._answer.give(False)
 
     def answer_plan(self, allowed: bool) -> None:
@@ -320,6 +323,8 @@ class RunSession(QObject):
             self.halted.emit(item)
         elif isinstance(item, Paused):
             self.paused_changed.emit(item.paused)
+        elif isinstance(item, Stopping):
+            self.stopping.emit(item)
         elif isinstance(item, Finished):
             self.finished.emit(item.summary)
         elif isinstance(item, RunFailed):

@@ -75,6 +75,14 @@ class CometAPIProvider(HttpProvider):
     settings_spec = connection_settings(default_base_url, default_concurrency)
     rate_limit_base_wait = 1.0  # Kling asks for backoff from at least 1 s
     max_outcome_unknown_retries = 0  # a retry after an unknown outcome may be billed twice
+    api_paths = (RECOGNIZE_PATH,)
+    unknown_outcome_messages = {
+        "recognize": "The run was interrupted while CometAPI was checking this image, so it may have been billed; "
+        "`scan --retry-failed` checks it again."
+    }
+
+    def journal_kind(self, image: ProbedImage, memo) -> str:
+        return "recognize"  # every call is billed
 
     def check(self, image: ProbedImage, data: bytes, ctx: CheckContext) -> CheckResult:
         """Send the image once and read its four flags.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from core.errors import ImageRejected, ProtocolError, ProviderError, ProviderStopped
 from core.hookspecs import hookimpl
@@ -19,6 +20,8 @@ from core.providers import CheckContext, SettingSpec
 
 UPLOAD_PATH = "/v1/kling/assets/"
 FACES_PATH = "/v1/kling/images/recognize-faces"
+#: Account lookup: ``/v1/kling/accounts/<email>`` answers 404 for an email useapi does not know.
+ACCOUNTS_PATH = "/v1/kling/accounts/"
 #: The memo kind under which an image's uploaded URL is remembered.
 UPLOAD_MEMO = "upload_url"
 #: Pillow's format name -> the Content-Type useapi accepts for an upload.
@@ -41,6 +44,18 @@ class UseAPIProvider(HttpProvider):
     )
     rate_limit_base_wait = 10.0  # the vendor's own scripts wait 10 s, six times
     max_outcome_unknown_retries = 1  # Kling answers 500 for moderation too: once is enough
+    api_paths = (UPLOAD_PATH, FACES_PATH)
+    unknown_outcome_messages = {
+        UPLOAD_MEMO: "The run was interrupted while this image was being uploaded to useapi, so it may already be "
+        "an asset in your Kling account; `scan --retry-failed` uploads it again."
+    }
+
+    def journal_kind(self, image: ProbedImage, memo) -> str | None:
+        """An upload creates an asset in the user's account: journaled, unless the memo
+        already holds the image's URL (then no upload is made)."""
+        if image.sha256 and memo.get(image.sha256, UPLOAD_MEMO) is not None:
+            return None
+        return UPLOAD_MEMO
 
     @property
     def email(self) -> str:
@@ -63,17 +78,17 @@ class UseAPIProvider(HttpProvider):
             raise ImageRejected(say(f"useapi takes only JPEG and PNG files, and this one is {image.format or 'unknown'}"))
         upload_body: dict[str, Any] | None = None
         url = ctx.memo.get(image.sha256, UPLOAD_MEMO) if image.sha256 else None
+        remembered = url is not None
         if url is None:
-            reply = client.post(
-                UPLOAD_PATH, cancel=ctx.cancel, data=data, content_type=content_type, params=self._email_field()
-            )
-            upload_body = self._answer(reply)
-            url = upload_body.get("url")
-            if not isinstance(url, str) or not url:
-                raise client.error(ProtocolError, say("useapi's upload answer has no URL"), reply)
-            if image.sha256:
-                ctx.memo.put(image.sha256, UPLOAD_MEMO, url)
+            upload_body, url = self._upload(image, data, content_type, ctx)
         reply = client.post(FACES_PATH, cancel=ctx.cancel, json_body={**self._email_field(), "imageReference": url})
+        if remembered and _stale_reference(reply):
+            # The remembered asset is gone (expired or deleted): upload once more, and the
+            # new URL replaces the old one in the memo. Journaled first, like any upload.
+            if ctx.journal is not None:
+                ctx.journal(image, UPLOAD_MEMO)
+            upload_body, url = self._upload(image, data, content_type, ctx)
+            reply = client.post(FACES_PATH, cancel=ctx.cancel, json_body={**self._email_field(), "imageReference": url})
         faces_body = self._answer(reply)
         status = faces_body.get("status")
         if status not in (None, 0):
@@ -92,6 +107,21 @@ class UseAPIProvider(HttpProvider):
             raw=json.dumps({"upload": upload_body, "imageReference": url, "faces": faces_body}, ensure_ascii=False),
         )
 
+    def _upload(self, image: ProbedImage, data: bytes, content_type: str, ctx: CheckContext) -> tuple[dict[str, Any], str]:
+        """Upload the image; its URL goes into the memo at once.
+
+        :returns: the upload's answer and the URL.
+        """
+        client = self.client
+        reply = client.post(UPLOAD_PATH, cancel=ctx.cancel, data=data, content_type=content_type, params=self._email_field())
+        body = self._answer(reply)
+        url = body.get("url")
+        if not isinstance(url, str) or not url:
+            raise client.error(ProtocolError, say("useapi's upload answer has no URL"), reply)
+        if image.sha256:
+            ctx.memo.put(image.sha256, UPLOAD_MEMO, url)
+        return body, url
+
     def verify(self) -> str:
         """Prove the token and the account with a call that costs nothing.
 
@@ -106,6 +136,8 @@ class UseAPIProvider(HttpProvider):
         reply = client.post(FACES_PATH, json_body=self._email_field())
         body = reply.json_object()
         if reply.status == 400 and body is not None and "imagereference" in str(body.get("error", "")).lower():
+            if self.email:
+                self._verify_account()
             account = f"the account {self.email}" if self.email else "its Kling account"
             return f"useapi at {client.base_url} accepted the token and {account}."
         if reply.status == 200:
@@ -115,6 +147,21 @@ class UseAPIProvider(HttpProvider):
         if reply.status == 400 and not reply.looks_like_html():
             raise client.error(ProviderStopped, say("useapi refused the settings", _error_text(body, reply)), reply)
         raise self._error_for(reply, body)
+
+    def _verify_account(self) -> None:
+        """Ask useapi about the configured email: the face call may refuse a missing image
+        before it looks at the email, so its 400 alone does not prove the account.
+
+        :raises core.errors.ProviderError: useapi does not know the email, or answered
+            something else than the account.
+        """
+        client = self.client
+        reply = client.get(ACCOUNTS_PATH + quote(self.email, safe="@"))
+        if reply.status == 200 and reply.json_object() is not None:
+            return
+        if reply.status == 404 and not reply.looks_like_html():
+            raise client.error(ProviderStopped, self._unknown_account(), reply)
+        raise self._error_for(reply, reply.json_object())
 
     def _email_field(self) -> dict[str, str]:
         """The account's email as a query parameter or a JSON field; empty when not set."""
@@ -170,6 +217,16 @@ class UseAPIProvider(HttpProvider):
         if self.email:
             return say(f"useapi does not know the account {self.email}: set the email in settings")
         return say("useapi found no single Kling account to use: set the email of one of your accounts in settings")
+
+
+def _stale_reference(reply: Reply) -> bool:
+    """Whether a face call refused the image reference itself: a remembered upload URL that
+    no longer works (useapi says "Unable to load imageReference ...")."""
+    if reply.status not in (400, 404, 410):
+        return False
+    body = reply.json_object()
+    text = _error_text(body, reply).lower()
+    return "imagereference" in text.replace(" ", "") and "required" not in text
 
 
 def _faces(items: Any) -> tuple[Face, ...] | None:

@@ -21,6 +21,7 @@ from tests.imagefiles import (
     make_image,
     make_jpeg,
     make_png,
+    noise_image,
     make_png_claiming,
     make_truncated_jpeg,
     make_truncated_png,
@@ -84,10 +85,29 @@ def test_other_formats_are_identified_with_their_size(tmp_path, fmt, name):
 
 
 @pytest.mark.parametrize("major, brands", [(b"heic", (b"mif1", b"heic")), (b"mif1", (b"mif1", b"heic"))])
-def test_heic_is_identified_by_its_ftyp_box_without_a_decoder(tmp_path, major, brands):
+def test_heic_is_identified_by_its_ftyp_box_alone(tmp_path, major, brands):
+    # Only the box, no picture: still named HEIC (pillow-heif then says it is damaged).
     image = probe(make_ftyp_file(tmp_path / "IMG_0001.HEIC", major, brands))
 
-    assert (image.format, image.width, image.height, image.problems) == ("HEIC", None, None, ())
+    assert (image.format, image.width, image.height) == ("HEIC", None, None)
+
+
+@pytest.mark.parametrize("fmt, name, label", [("HEIF", "IMG_0001.HEIC", "HEIC"), ("AVIF", "web.avif", "AVIF")])
+def test_heic_and_avif_are_read_with_their_size(tmp_path, fmt, name, label):
+    image = probe(make_image(tmp_path / name, 320, 310, fmt))
+
+    assert (image.format, image.width, image.height, image.problems) == (label, 320, 310, ())
+
+
+def test_an_animated_gif_gets_a_note_that_only_its_first_frame_is_used(tmp_path):
+    frames = [noise_image(320, 310) for _ in range(3)]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, "GIF", save_all=True, append_images=frames[1:])
+
+    image = probe(path)
+
+    assert [(p.code, p.blocking) for p in image.problems] == [("animated", False)]
+    assert "3 frames" in image.problems[0].message
 
 
 def test_content_decides_not_the_name(tmp_path):

@@ -60,3 +60,24 @@ def test_outcome_unknown_is_not_retried_unless_allowed(rng):
 @pytest.mark.parametrize("error", [ImageRejected("bad"), ProviderStopped("bad key"), ProtocolError("html")])
 def test_final_errors_are_never_retried(error, rng):
     assert RetryPolicy(outcome_unknown_retries=5).next_wait(error, 1, 0, rng) is None
+
+
+def test_the_pools_wait_after_rate_limits_in_a_row_grows_to_twice_the_base_and_no_further():
+    policy = RetryPolicy(base_delay=10.0)
+    waits = [policy.rate_limit_wait(RateLimited("busy"), streak) for streak in range(1, 6)]
+    assert waits[0] == 10.0 and waits == sorted(waits) and waits[1] > 10.0 and max(waits) == 20.0
+    assert policy.rate_limit_wait(RateLimited("busy", retry_after=1), 5) == 1
+
+
+def test_a_fault_of_one_request_backs_off_from_a_short_base_not_the_rate_limit_wait(rng):
+    policy = RetryPolicy(base_delay=10.0)  # useapi's rate-limit wait
+    first = policy.next_wait(NotProcessed("503"), 1, 0, rng)
+    assert 0.5 <= first <= 0.75
+    assert RetryPolicy(base_delay=0.001).fault_delay == 0.001
+
+
+def test_a_service_never_reached_gives_up_after_three_attempts(rng):
+    policy = RetryPolicy()
+    assert policy.next_wait(NotProcessed("refused"), 2, 0, rng, reached=False) is not None
+    assert policy.next_wait(NotProcessed("refused"), 3, 0, rng, reached=False) is None
+    assert policy.next_wait(NotProcessed("refused"), 3, 0, rng) is not None

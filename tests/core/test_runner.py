@@ -42,6 +42,7 @@ class ScriptedProvider(Provider):
         self.gate = gate
         self.started = threading.Semaphore(0)
         self.max_outcome_unknown_retries = 1 if retries_free else 0
+        self.retries_are_free = retries_free
 
     def check(self, image, data, ctx):
         with self.lock:
@@ -206,6 +207,14 @@ def test_outcome_unknown_is_retried_when_free_or_allowed(tmp_path):
     allowed = ScriptedProvider({"a.jpg": [OutcomeUnknown("500")]})
     run(tmp_path / "allowed.db", allowed, [tmp_path / "p"], retry_ambiguous=True)
     assert allowed.calls["a.jpg"] == 2
+
+
+def test_outcome_unknown_is_not_retried_on_its_own_where_retries_are_billed(tmp_path):
+    make_photos(tmp_path / "p", names=["a.jpg"])
+    billed = ScriptedProvider({"a.jpg": [OutcomeUnknown("500")]})
+    billed.max_outcome_unknown_retries = 1  # asks for a retry, but a retry costs money
+    summary = summary_of(run(tmp_path / "r.db", billed, [tmp_path / "p"]))
+    assert billed.calls["a.jpg"] == 1 and summary.failed == 1
 
 
 def test_a_rejected_image_is_recorded_and_the_batch_goes_on(tmp_path):

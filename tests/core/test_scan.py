@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from core.scan import JUNK_NAMES, is_junk, iter_files
+from core.scan import JUNK_NAMES, OUTPUT_MARKER, is_junk, iter_files
 
 needs_symlinks = pytest.mark.skipif(not hasattr(os, "symlink") or os.name == "nt", reason="POSIX symlinks")
 
@@ -213,3 +213,12 @@ def test_special_files_are_not_listed(tmp_path):
 
     assert found == [str(photo)]
     assert skipped == [(str(tmp_path / "pipe.jpg"), "not a regular file or folder")]
+
+
+def test_an_output_folder_inside_a_scanned_folder_is_skipped_but_scanned_when_named(tmp_path):
+    photo = touch(tmp_path / "a.jpg")
+    copy = touch(tmp_path / "ready" / "a.jpg")
+    touch(tmp_path / "ready" / OUTPUT_MARKER)
+
+    assert scan(tmp_path) == ([str(photo)], [])
+    assert scan(tmp_path / "ready") == ([str(copy)], [])

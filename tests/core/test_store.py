@@ -426,12 +426,12 @@ def test_summary(filled):
     summary = filled.summary(RowFilter(provider="cometapi"))
     assert summary.statuses == {"checked": 3, "invalid": 1, "rejected": 0, "failed": 1, "pending": 1}
     assert (summary.files, summary.images, summary.open) == (6, 4, 2)  # the unreadable file has no content hash
-    assert summary.verdicts["avatar"] == {"yes": 0, "no": 1, "unknown": 3}
+    assert summary.verdicts["avatar"] == {"yes": 0, "no": 1, "unknown": 3, "review": 0}
     assert summary.with_face == 2
     # The copy under another name cost nothing more.
     assert summary.cost == Decimal("0.55")
     local = filled.summary(RowFilter(provider="local"))
-    assert local.verdicts["avatar"] == {"yes": 2, "no": 2, "unknown": 0}
+    assert local.verdicts["avatar"] == {"yes": 2, "no": 2, "unknown": 0, "review": 0}
     assert local.cost == Decimal(0)
     # Blocking problems once per file: too small (the provider's rule), unreadable (the file).
     assert local.problems == {"too_small": 1, "unreadable": 1}
@@ -457,3 +457,23 @@ def test_summary_counts_costs_it_cannot_read(store):
     store.save_outcomes([checked(sha(1), "/p/a.jpg", cost="1.5"), checked(sha(2), "/p/b.jpg", cost="two credits")])
     summary = store.summary()
     assert (summary.cost, summary.unreadable_costs) == (Decimal("1.5"), 1)
+
+
+def test_pages_found_by_key_are_the_slices_of_one_stream(filled):
+    # Every order, NULLs included, both ways: walking forward by the last key, backward by
+    # the first key, and from the end, gives exactly the rows of the unpaged query.
+    for order_by in ROW_COLUMNS:
+        for descending in (False, True):
+            streamed = list(filled.query_rows(order_by=order_by, descending=descending))
+            forward, after = [], None
+            while True:
+                page = filled.query_page(order_by=order_by, descending=descending, limit=2, after=after)
+                if not page.rows:
+                    break
+                forward += page.rows
+                after = page.last_key
+            assert forward == streamed, (order_by, descending)
+            last = filled.query_page(order_by=order_by, descending=descending, limit=3, backwards=True)
+            assert last.rows == streamed[-3:]
+            before = filled.query_page(order_by=order_by, descending=descending, limit=3, backwards=True, before=last.first_key)
+            assert before.rows == streamed[-6:-3]

@@ -5,6 +5,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from core.models import TEN_MB, Constraints, Problem, ProbedImage, ScannedFile
 from core.probe import probe_file
@@ -136,6 +137,28 @@ def test_unknown_dimensions_skip_the_pixel_rules_only():
     assert [code for code, _ in found(heic)] == ["unsupported_format", "too_large"]
 
 
+def test_the_rules_a_copy_can_repair_are_marked_fixable():
+    problems = validate(image(2048, 200, size=TEN_MB * 2, fmt="GIF"), KLING)
+
+    assert [(p.code, p.fixable) for p in problems] == [
+        ("unsupported_format", True), ("too_large", True), ("too_small", True), ("too_wide", True)
+    ]
+
+
+def test_a_format_this_pillow_cannot_decode_is_not_fixable():
+    # Its pixel size is unknown: nothing could be read to make a copy from.
+    problems = validate(image(None, None, size=TEN_MB + 1, fmt="JXL"), KLING)
+
+    assert [(p.code, p.fixable) for p in problems] == [("unsupported_format", False), ("too_large", False)]
+
+
+@pytest.mark.parametrize(
+    "code", ["empty", "unreadable", "not_an_image", "corrupt", "truncated", "decompression_bomb"]
+)
+def test_a_damaged_file_is_not_fixable(code):
+    assert not any(p.fixable for p in validate(image(problems=[Problem(code, "its own sentence")]), KLING))
+
+
 @pytest.mark.parametrize(
     "code", ["empty", "unreadable", "not_an_image", "corrupt", "truncated", "decompression_bomb"]
 )
@@ -196,7 +219,10 @@ def test_every_code_made_has_a_label_and_every_label_is_made(tmp_path):
         make_jpeg(tmp_path / "small.jpg", 200, 300),
         make_jpeg(tmp_path / "tall.jpg", 300, 800),
         make_ftyp_file(tmp_path / "a.heic", b"heic"),
+        tmp_path / "anim.gif",
     ]
+    frames = [Image.new("RGB", (400, 400), colour) for colour in ("red", "blue")]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
 
     made = {p.code for path in paths for p in validate(probed(path), KLING)}
 

@@ -9,6 +9,7 @@ touched. Writes to OUT_DIR (default ``docs/screenshots``):
 - ``empty.png``: the window as a new user first sees it;
 - ``running.png``: a run with the offline provider, part way through;
 - ``results.png``: the results with a photo selected, its faces boxed in the detail pane;
+- ``review.png``: the "Needs review" filter, with a photo whose face is cut off selected;
 - with ``--extras``: ``plan.png`` (the paid-run confirmation, against the fake CometAPI),
   ``settings.png`` and ``dark.png`` (the results on a dark palette).
 """
@@ -68,6 +69,9 @@ def make_photos(folder: Path) -> Path:
             image = image.convert("RGB")
             for n, factor in enumerate((0.85, 1.1, 1.25), start=1):
                 ImageEnhance.Brightness(image).enhance(factor).save(photos / f"{Path(name).stem}_take{n}.jpg", quality=90)
+    # A crop that cuts Grace Hopper's face at the left edge: usable, but a person should look.
+    with Image.open(SAMPLES / "mpl_grace_hopper.jpg") as image:
+        image.convert("RGB").crop((250, 0, 512, 600)).resize((393, 900)).save(photos / "hopper_cropped.jpg", quality=90)
     return photos
 
 
@@ -125,6 +129,12 @@ def main() -> int:
         table.scrollTo(model.index(target, 0))
         settle(app, 2.0)  # thumbnails and the preview load in the background
         save(window, out / "results.png")
+
+        window.results.filter_bar.quick_actions["review"].trigger()
+        wait_until(app, lambda: any((model.row_at(n) or {}).get("file") == "hopper_cropped.jpg" for n in range(model.rowCount())))
+        table.selectRow(next(n for n in range(model.rowCount()) if (model.row_at(n) or {}).get("file") == "hopper_cropped.jpg"))
+        settle(app, 2.0)
+        save(window, out / "review.png")
 
         if args.extras:
             with FakeCometAPI() as fake:

@@ -6,12 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.models import CheckResult, Face, Outcome, ProbedImage, Problem, Status
+from core.quality import QualityWarning
 from core.store import Store
 
 ROWS = 1000
 TOO_SMALL = Problem("too_small", "200 × 200 is smaller than 300 px.")
 MISMATCH = Problem("extension_mismatch", "img.jpg holds a PNG image.", blocking=False)
 TIMEOUT = "The provider did not answer in time."
+SMALL_FACE = QualityWarning("face_small", "The face is small: 40 px, 10% of the photo's shorter side.")
 
 
 @dataclass(frozen=True)
@@ -46,12 +48,21 @@ class Spec:
         return self.faces == 0 if self.faces is not None else self.face_seg is False
 
     @property
+    def warned(self) -> bool:
+        """Checked with a quality warning (a small face): a "yes" becomes "review"."""
+        return self.status == "checked" and self.i % 7 == 0
+
+    @property
     def avatar(self) -> bool:
-        return self.status == "checked" and self.head_seg is True and self.face_seg is True
+        return self.status == "checked" and self.head_seg is True and self.face_seg is True and not self.warned
 
     @property
     def tryon(self) -> bool:
-        return self.status == "checked" and self.head_seg is True and self.cloth_seg is True
+        return self.status == "checked" and self.head_seg is True and self.cloth_seg is True and not self.warned
+
+    @property
+    def review(self) -> bool:
+        return self.warned and self.head_seg is True and (self.face_seg is True or self.cloth_seg is True)
 
 
 def spec(i: int) -> Spec:
@@ -86,7 +97,9 @@ def records(specs, provider="local"):
             result = CheckResult(
                 head_seg=s.head_seg, face_seg=s.face_seg, cloth_seg=s.cloth_seg, faces=faces, raw='{"ok": true}'
             )
-            outcomes.append(Outcome(s.sha, provider, s.path, Status.CHECKED, notes, result, attempts=1, duration_ms=40))
+            warnings = (SMALL_FACE,) if s.warned else ()
+            outcomes.append(Outcome(s.sha, provider, s.path, Status.CHECKED, notes, result, attempts=1, duration_ms=40,
+                                    warnings=warnings))
     return probes, outcomes
 
 

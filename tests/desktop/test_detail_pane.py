@@ -5,14 +5,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import json  # noqa: E402
 
 import pytest  # noqa: E402
-from PIL import Image, ImageDraw, ImageOps  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
 from PySide6.QtWidgets import QLabel  # noqa: E402
 
 from core.models import CheckResult, Face, Outcome, ProbedImage, Problem, Status  # noqa: E402
 from core.store import Store  # noqa: E402
 from desktop.detail_pane import EMPTY_MESSAGE, DetailPane, pretty_raw  # noqa: E402
-from desktop.face_overlay import FACE_BOX_COLOUR, displayed_box, upright_size  # noqa: E402
-from plugins.local import stored_box  # noqa: E402
+from desktop.face_overlay import FACE_BOX_COLOUR  # noqa: E402
 from tests.imagefiles import make_corrupt_jpeg, make_jpeg  # noqa: E402
 
 GREY = (128, 128, 128)
@@ -60,33 +59,6 @@ def pane(qtbot):
 
 def wait_for_preview(qtbot, pane):
     qtbot.waitUntil(lambda: pane.preview.has_image() or pane.preview.message() not in ("", "Loading the preview…"), timeout=10_000)
-
-
-# --- the orientation of boxes ----------------------------------------------------------------
-
-
-@pytest.mark.parametrize("orientation", range(1, 9))
-def test_displayed_box_lands_where_pillow_puts_the_pixels(tmp_path, orientation):
-    stored_size, box = (60, 40), (5, 8, 20, 10)
-    path = image_with_orientation(tmp_path / "o.png", stored_size, orientation, colour=(0, 0, 0), box=box)
-    with Image.open(path) as image:
-        upright = ImageOps.exif_transpose(image)
-    left, top, right, bottom = upright.convert("L").getbbox()
-    assert displayed_box(box, orientation, stored_size) == (left, top, right - left, bottom - top)
-    assert upright.size == upright_size(stored_size, orientation)
-
-
-@pytest.mark.parametrize("orientation", range(1, 9))
-def test_displayed_box_is_the_inverse_of_the_offline_providers_mapping(orientation):
-    stored_size, box = (640, 480), (100, 50, 120, 160)
-    x, y, w, h = displayed_box(box, orientation, stored_size)
-    x0, y0, x1, y1 = stored_box((x, y, x + w, y + h), orientation, upright_size(stored_size, orientation))
-    assert (x0, y0, x1 - x0, y1 - y0) == box
-
-
-def test_unknown_orientation_counts_as_upright():
-    assert displayed_box((1, 2, 3, 4), 0, (10, 10)) == (1, 2, 3, 4)
-    assert displayed_box((1, 2, 3, 4), 9, (10, 10)) == (1, 2, 3, 4)
 
 
 # --- the preview ---------------------------------------------------------------------------

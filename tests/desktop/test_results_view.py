@@ -11,7 +11,7 @@ from PySide6.QtGui import QDesktopServices, QGuiApplication  # noqa: E402
 from core.models import CheckResult, Outcome, ProbedImage, Status  # noqa: E402
 from core.store import RowFilter, Store  # noqa: E402
 from desktop.results_model import COLUMN_INDEX  # noqa: E402
-from desktop.results_view import EMPTY_DATABASE, EMPTY_FILTER, QUICK_FILTERS, ResultsPanel, row_filter_for  # noqa: E402
+from desktop.results_view import EMPTY_DATABASE, EMPTY_FILTER, ResultsPanel, row_filter_for  # noqa: E402
 from tests.conftest import make_context  # noqa: E402
 from tests.desktop.results_data import ROWS, build_results_db, records, spec  # noqa: E402
 
@@ -25,6 +25,7 @@ QUICK_EXPECTATIONS = {
     "no_face": lambda s: s.has_no_face,
     "avatar": lambda s: s.avatar,
     "tryon": lambda s: s.tryon,
+    "review": lambda s: s.review,
 }
 
 
@@ -138,7 +139,7 @@ def test_a_file_that_is_not_a_results_database_says_why(make_panel, tmp_path, qt
 # --- filtering -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("quick", list(QUICK_FILTERS))
+@pytest.mark.parametrize("quick", list(QUICK_EXPECTATIONS))
 def test_quick_filter_buttons_keep_exactly_the_matching_rows(panel, results_db, quick):
     specs = results_db[1]
     panel.filter_bar.quick_actions[quick].trigger()

@@ -31,6 +31,7 @@ import socketserver
 import struct
 import sys
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
@@ -152,6 +153,10 @@ class RecordedRequest:
     billed: bool
     endpoint: str
     response_body: bytes | None = None
+    #: ``time.monotonic()`` when the request's headers had arrived, and when it was
+    #: answered or dropped (the client's clock too: the fake runs on the same machine).
+    arrived: float | None = None
+    finished: float | None = None
 
 
 @dataclass(frozen=True)
@@ -355,6 +360,7 @@ class _Exchange:
         self.fake = fake
         self.seq = seq
         self.handler = handler
+        self.arrived = time.monotonic()
         url = urlsplit(handler.path)
         self.method = handler.command
         self.path = url.path
@@ -499,6 +505,8 @@ class _Exchange:
             billed=self.billed,
             endpoint=self.endpoint,
             response_body=self.response_body,
+            arrived=self.arrived,
+            finished=time.monotonic(),
         )
 
 

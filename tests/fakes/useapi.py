@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import json
 import threading
+from urllib.parse import unquote
 from typing import Any, Iterable, Mapping, Sequence
 
 from .server import BadImage, FakeServer, ImageFacts, Incoming, Respond, bearer_token, inspect_image
 
 UPLOAD_PATHS = ("/v1/kling/assets/", "/v1/kling/assets")
 FACES_PATH = "/v1/kling/images/recognize-faces"
+#: ``GET /v1/kling/accounts/<email>``: the account's configuration, or a plain-text 404.
+ACCOUNTS_PREFIX = "/v1/kling/accounts/"
 ASSET_PREFIX = "/assets/"
 DEFAULT_ACCOUNT = "creator@example.com"
 VALID_CONTENT_TYPES = "image/png,image/jpeg,video/mp4"
@@ -57,11 +60,13 @@ class FakeUseAPI(FakeServer):
 
     Toggles: ``subscription_required`` (every call 402), ``omit_file_name`` (uploads answer
     without ``fileName``), ``no_faces_shape`` ("empty": ``faceItems: []``; "missing": no
-    ``faceItems`` key) for images without faces.
+    ``faceItems`` key) for images without faces, ``reference_checked_first`` (the face call
+    refuses a missing ``imageReference`` before it looks at the email, so a wrong email
+    passes that refusal).
     """
 
     name = "useapi"
-    endpoints = ("upload", "faces", "asset")
+    endpoints = ("upload", "faces", "asset", "accounts")
 
     def __init__(self, *, accounts: Sequence[str] = (DEFAULT_ACCOUNT,), **options: Any) -> None:
         super().__init__(**options)
@@ -69,6 +74,7 @@ class FakeUseAPI(FakeServer):
         self.subscription_required = False
         self.omit_file_name = False
         self.no_faces_shape = "empty"
+        self.reference_checked_first = False
         self._state_lock = threading.Lock()
         self._assets: dict[str, tuple[ImageFacts, bytes]] = {}
         self._uploads: list[str] = []
@@ -107,6 +113,8 @@ class FakeUseAPI(FakeServer):
             return "faces"
         if method == "GET" and path.startswith(ASSET_PREFIX):
             return "asset"
+        if method == "GET" and path.startswith(ACCOUNTS_PREFIX):
+            return "accounts"
         return None
 
     def auth_failure(self, endpoint: str, headers: Mapping[str, str]) -> Respond | None:
@@ -127,7 +135,15 @@ class FakeUseAPI(FakeServer):
             return SUBSCRIPTION_REQUIRED
         if endpoint == "upload":
             return self._upload(request)
+        if endpoint == "accounts":
+            return self._account(request)
         return self._recognize_faces(request)
+
+    def forget_assets(self) -> None:
+        """Delete every uploaded asset, as the user might in Kling: their URLs stop working.
+        The log of uploads is kept."""
+        with self._state_lock:
+            self._assets.clear()
 
     # -- the calls --
 
@@ -165,9 +181,17 @@ class FakeUseAPI(FakeServer):
             body["fileName"] = f"{facts.sha256[:15]}.{ext}"
         return Respond(200, body, billed=True)
 
+    def _account(self, request: Incoming) -> Respond:
+        email = unquote(request.path[len(ACCOUNTS_PREFIX) :])
+        if email not in self.accounts:
+            return Respond(404, f"Account configuration not found for email {email}")
+        return Respond(200, {"email": email, "maxJobs": 1})
+
     def _recognize_faces(self, request: Incoming) -> Respond:
         if not isinstance(request.json, dict):
             return Respond(400, {"error": "Request body must be a JSON object"})
+        if self.reference_checked_first and not request.json.get("imageReference"):
+            return Respond(400, {"error": "Parameter imageReference is required"})
         refusal = self._account_missing(request.json.get("email"))
         if refusal is not None:
             return refusal

@@ -265,11 +265,22 @@ def test_a_body_that_stalls_past_the_read_timeout_is_outcome_unknown(fake_cometa
         check_once(provider_for(fake_cometapi, read_timeout=0.2))
 
 
-def test_a_closed_port_is_not_processed(fake_cometapi):
+def test_a_closed_port_that_never_answered_stops_the_provider_at_once(fake_cometapi):
     with socket.create_server(("127.0.0.1", 0)) as probe:
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    with pytest.raises(NotProcessed) as caught:
+    with pytest.raises(ProviderStopped) as caught:
         check_once(provider_for(fake_cometapi, base_url=closed))
+    assert "refused" in str(caught.value) and "check the base URL" in str(caught.value)
+    assert_sentence_without_key(caught.value, fake_cometapi.key)
+
+
+def test_a_refusal_after_the_service_answered_is_not_processed(fake_cometapi):
+    provider = provider_for(fake_cometapi)
+    check_once(provider)
+    fake_cometapi.close()  # the service goes away mid-run: worth retrying later
+    with pytest.raises(NotProcessed) as caught:
+        check_once(provider)
+    assert not isinstance(caught.value, ProviderStopped)
     assert_sentence_without_key(caught.value, fake_cometapi.key)
 
 

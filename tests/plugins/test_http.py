@@ -267,12 +267,13 @@ def test_a_body_just_under_a_small_cap_is_read(server):
 # -- transport failures --------------------------------------------------------------------------
 
 
-def test_connection_refused_is_not_processed():
+def test_connection_refused_by_a_service_that_never_answered_stops_it():
     with socket.create_server(("127.0.0.1", 0)) as probe:
         port = probe.getsockname()[1]
-    with pytest.raises(NotProcessed) as caught:
+    with pytest.raises(ProviderStopped) as caught:
         client_for(f"http://127.0.0.1:{port}").post("/x")
-    assert "refused" in str(caught.value) and caught.value.status is None
+    assert "refused" in str(caught.value) and "check the base URL" in str(caught.value)
+    assert caught.value.status is None
 
 
 def test_a_connection_closed_without_an_answer_is_outcome_unknown(server):
@@ -309,7 +310,8 @@ def test_transport_errors_that_a_loopback_server_cannot_cause():
     client = client_for("https://api.example.com")
     dns = urllib3.exceptions.NameResolutionError("api.example.com", None, socket.gaierror("no such host"))
     refused_by_dns = requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/x", dns))
-    assert isinstance(client.transport_error(refused_by_dns), NotProcessed)
+    # Nothing has answered through this client yet: a wrong host, said at once.
+    assert isinstance(client.transport_error(refused_by_dns), ProviderStopped)
     assert "could not be resolved" in str(client.transport_error(refused_by_dns))
     assert isinstance(client.transport_error(requests.ConnectTimeout()), NotProcessed)
     assert isinstance(client.transport_error(requests.ReadTimeout()), OutcomeUnknown)
@@ -339,3 +341,42 @@ def test_a_client_with_unusable_settings_is_refused(kw):
     settings = {"service": "Vendor", "base_url": "https://api.example.com", "key": KEY, "concurrency": 1, **kw}
     with pytest.raises(ValueError):
         HttpClient(**settings)
+
+
+def test_an_answer_that_arrives_after_the_cancel_flag_is_read_whole(server):
+    # The request was sent before the stop: its answer may be paid for, so it is kept.
+    cancel = threading.Event()
+
+    def slow(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"code\"")
+        cancel.set()  # the user stops while the answer is on its way
+        threading.Event().wait(0.1)
+        conn.sendall(b": 0}")
+
+    server.actions.append(slow)
+    reply = client_for(server.url).post("/x", cancel=cancel)
+    assert reply.status == 200 and reply.json_object() == {"code": 0}
+
+
+def test_abort_cuts_a_call_waiting_for_its_answer(server):
+    client = client_for(server.url, read_timeout=30)
+    server.actions.append(lambda conn: server.release.wait(10))
+    caught: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            client.post("/x")
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            caught.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    deadline = threading.Event()
+    for _ in range(200):  # until the request has reached the server
+        if server.requests:
+            break
+        deadline.wait(0.01)
+    client.abort()
+    caller.join(5)
+    assert not caller.is_alive(), "the call was still waiting after abort()"
+    assert len(caught) == 1 and isinstance(caught[0], OutcomeUnknown)

@@ -12,7 +12,6 @@ import pytest
 from core.errors import (
     Cancelled,
     ImageRejected,
-    NotProcessed,
     OutcomeUnknown,
     ProtocolError,
     ProviderError,
@@ -211,10 +210,10 @@ def test_a_dropped_connection_is_outcome_unknown(fake_useapi, endpoint):
         check_once(provider_for(fake_useapi))
 
 
-def test_a_closed_port_is_not_processed(fake_useapi):
+def test_a_closed_port_that_never_answered_stops_the_provider_at_once(fake_useapi):
     with socket.create_server(("127.0.0.1", 0)) as probe:
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    with pytest.raises(NotProcessed):
+    with pytest.raises(ProviderStopped, match="refused"):
         check_once(provider_for(fake_useapi, base_url=closed))
 
 
@@ -233,8 +232,52 @@ def test_a_cancelled_batch_sends_nothing(fake_useapi):
 def test_verify_with_a_good_token_and_account(fake_useapi, email):
     sentence = provider_for(fake_useapi, email=email).verify()
     assert "accepted the token" in sentence and (email in sentence)
-    assert [r.billed for r in recorded(fake_useapi)] == [False]
+    assert not any(r.billed for r in fake_useapi.requests)
     assert fake_useapi.uploads == []
+
+
+def test_verify_checks_the_email_where_the_face_call_does_not(fake_useapi):
+    # The real service refuses a face call without an image before it reads the email;
+    # verify() must still notice a wrong one.
+    fake_useapi.reference_checked_first = True
+    with pytest.raises(ProviderStopped, match="does not know the account stranger@example.com"):
+        provider_for(fake_useapi, email="stranger@example.com").verify()
+    assert provider_for(fake_useapi, email=DEFAULT_ACCOUNT).verify()
+    assert fake_useapi.uploads == []
+
+
+def test_a_remembered_url_that_stopped_working_is_uploaded_again_once(fake_useapi):
+    memo = DictMemo()
+    check_once(provider_for(fake_useapi), memo=memo)
+    (sha,) = fake_useapi.uploads
+    old = memo.get(sha, UPLOAD_MEMO)
+    fake_useapi.forget_assets()  # the asset was deleted in Kling: its URL answers 400
+    journaled = []
+    image, data = sample("mpl_grace_hopper.jpg")
+    ctx = CheckContext(cancel=threading.Event(), memo=memo, journal=lambda img, kind: journaled.append((img.sha256, kind)))
+    result = provider_for(fake_useapi).check(image, data, ctx)
+    assert result.face_seg is False  # answered: the fake knows no face in it
+    assert fake_useapi.uploads == [sha, sha]
+    assert journaled == [(sha, UPLOAD_MEMO)]  # the new upload was journaled before it went out
+    assert memo.get(sha, UPLOAD_MEMO) == old  # the fake gives the same content the same URL
+    # A URL that fails again is not uploaded a third time.
+    fake_useapi.forget_assets()
+    fake_useapi.enqueue("upload", Respond(200, {"status": 3, "url": old + ".gone", "message": ""}))
+    with pytest.raises(ImageRejected, match="imageReference"):
+        provider_for(fake_useapi).check(image, data, ctx)
+    assert fake_useapi.uploads == [sha, sha]
+
+
+@pytest.mark.parametrize(
+    "base_path, doubled",
+    [("/v1/kling", "/v1/kling"), ("/v1/kling/", "/v1/kling"), ("/v1", "/v1"), ("/v1/kling/assets", "/v1/kling/assets")],
+)
+def test_a_base_url_holding_the_api_path_says_which_part_to_remove(fake_useapi, base_path, doubled):
+    provider = provider_for(fake_useapi, base_url=fake_useapi.base_url + base_path)
+    ready = provider.availability()
+    assert not ready.ready
+    assert f"remove {doubled}" in ready.reason and f"({fake_useapi.base_url})" in ready.reason
+    assert provider_for(fake_useapi, base_url=fake_useapi.base_url + "/proxy").availability().ready
 
 
 @pytest.mark.parametrize(

@@ -17,15 +17,15 @@ import hashlib
 import json
 import threading
 from collections import Counter, defaultdict
-from dataclasses import replace
 from pathlib import Path
 
 from core.events import Finished, ImageFinished, Plan
 from core.retry import RetryPolicy
 from core.runner import BatchRunner, RunOptions
 from core.store import RowFilter, Store
-from tests.fakes import Delay, Drop, Respond
-from tests.fakes.cometapi import kling_error
+from tests.reliability.counts import count_crashes, count_lost
+from tests.fakes import faultmix
+from tests.fakes.faultmix import fault_kind
 
 READ_TIMEOUT = 0.5
 SLOW = READ_TIMEOUT * 2
@@ -34,67 +34,15 @@ SEED = 20240611
 #: Error codes a failure under these faults may have, and nothing else.
 FAILURE_CODES = {"outcome_unknown", "protocol_error", "rate_limited", "unavailable"}
 
-_HTML = {"Content-Type": "text/html; charset=utf-8"}
-_BAD_GATEWAY_PAGE = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
-_NOT_JSON_TEXT = "upstream said: internal hiccup, try later"
-
 
 def comet_mix() -> dict:
-    """Fault action -> probability, for CometAPI. Markers: the request_id of JSON answers."""
-    slow_success = {
-        "code": 0, "message": "SUCCEED", "request_id": "fault-slow",
-        "data": {"final_unit_deduction": "0.2", "task_result": {"images": []}},
-    }  # fmt: skip
-    return {
-        replace(kling_error(500, 5000, "Server internal error", request_id="fault-500"), billed=True): 0.10,
-        kling_error(429, 1302, "API request is too fast", request_id="fault-429"): 0.025,
-        kling_error(429, 1303, "parallel task over resource pack limit", request_id="fault-429-retry-after",
-                    headers={"Retry-After": "0"}): 0.025,
-        Drop(after_body=False): 0.015,
-        Drop(after_body=True): 0.015,
-        Respond(200, _NOT_JSON_TEXT, billed=True): 0.01,
-        Respond(502, _BAD_GATEWAY_PAGE, _HTML): 0.01,
-        Delay(SLOW, Respond(200, slow_success, billed=True)): 0.02,
-    }
+    """Fault action -> probability, for CometAPI (``Retry-After: 0`` keeps the test quick)."""
+    return faultmix.comet_mix(slow=SLOW, retry_after="0")
 
 
 def useapi_mix() -> dict:
-    """The same mix in useapi's words; JSON markers go in a ``marker`` field."""
-    return {
-        Respond(500, {"error": "Internal server error, please try again later", "marker": "fault-500"}, billed=True): 0.10,
-        Respond(429, {"error": "All configured Kling accounts are busy", "marker": "fault-429"}): 0.025,
-        Respond(429, {"error": "All configured Kling accounts are busy", "marker": "fault-429-retry-after"},
-                {"Retry-After": "0"}): 0.025,
-        Drop(after_body=False): 0.015,
-        Drop(after_body=True): 0.015,
-        Respond(200, _NOT_JSON_TEXT, billed=True): 0.01,
-        Respond(502, _BAD_GATEWAY_PAGE, _HTML): 0.01,
-        Delay(SLOW, Respond(200, {"status": 0, "url": "https://example.invalid/slow.jpg", "faceItems": [],
-                                  "marker": "fault-slow"}, billed=True)): 0.02,
-    }
-
-
-def fault_kind(record) -> str:
-    """Which fault a recorded request got, or "success"."""
-    if record.status is None:
-        return "drop_after_body" if record.billed else "drop_before_body"
-    body = record.response_body or b""
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return "not_json_502_html" if record.status == 502 else "not_json_200_text"
-    marker = parsed.get("request_id") if isinstance(parsed, dict) else None
-    marker = parsed.get("marker", marker) if isinstance(parsed, dict) else None
-    if marker == "fault-500":
-        return "http_500"
-    if marker == "fault-429":
-        return "http_429"
-    if marker == "fault-429-retry-after":
-        return "http_429_retry_after"
-    if marker == "fault-slow":
-        return "slower_than_timeout"
-    assert record.status == 200, f"an answer no fault explains: {record.status} {body[:200]!r}"
-    return "success"
+    """The same mix in useapi's words."""
+    return faultmix.useapi_mix(slow=SLOW, retry_after="0")
 
 
 def settled_requests(fake) -> list:
@@ -145,7 +93,7 @@ def assert_clear_failure(row: dict, key: str) -> None:
     assert "Traceback" not in message and key not in message and len(message) < 400
 
 
-def test_cometapi_survives_1000_images_of_injected_faults(tmp_path, photo_folder, comet, make_app, figures):
+def test_cometapi_survives_1000_images_of_injected_faults(tmp_path, photo_folder, comet, make_app, figures, caplog):
     app = make_app(tmp_path / "home", {"KLING_PREFLIGHT_COMETAPI_KEY": comet.key})
     provider = app.create_provider(
         "cometapi", {"base_url": comet.base_url, "read_timeout": READ_TIMEOUT, "concurrency": 4}
@@ -158,6 +106,10 @@ def test_cometapi_survives_1000_images_of_injected_faults(tmp_path, photo_folder
     assert_finished_cleanly(events, 1000)
     rows = stored_rows(db, "cometapi")
     assert len(rows) == 1000 and {r["status"] for r in rows.values()} <= {"checked", "failed"}
+    shas = {hashlib.sha256(p.read_bytes()).hexdigest() for p in photo_folder.iterdir()}
+    lost = count_lost(shas, rows, [e.outcome for e in events if isinstance(e, ImageFinished)])
+    crashes = count_crashes(rows.values(), caplog.records)
+    assert (lost, crashes) == (0, 0)
     records = settled_requests(comet)
     kinds = Counter(fault_kind(r) for r in records)
     injected = {kind: n for kind, n in kinds.items() if kind != "success"}
@@ -226,13 +178,13 @@ def test_cometapi_survives_1000_images_of_injected_faults(tmp_path, photo_folder
         failed=len(failed),
         late_answers=late_successes,
         checked_after_retries=retried,
-        billed_twice=0,
-        crashes=0,
-        data_lost=0,
+        billed_twice=len(billed_twice),
+        crashes=crashes,
+        data_lost=lost,
     )
 
 
-def test_useapi_survives_1000_images_of_injected_faults(tmp_path, photo_folder, useapi, make_app, figures):
+def test_useapi_survives_1000_images_of_injected_faults(tmp_path, photo_folder, useapi, make_app, figures, caplog):
     app = make_app(tmp_path / "home", {"KLING_PREFLIGHT_USEAPI_KEY": useapi.key})
     provider = app.create_provider(
         "useapi", {"base_url": useapi.base_url, "read_timeout": READ_TIMEOUT, "concurrency": 4}
@@ -249,6 +201,9 @@ def test_useapi_survives_1000_images_of_injected_faults(tmp_path, photo_folder, 
     assert_finished_cleanly(events, 1000)
     rows = stored_rows(db, "useapi")
     assert len(rows) == 1000 and {r["status"] for r in rows.values()} <= {"checked", "failed"}
+    lost = count_lost(shas, rows, [e.outcome for e in events if isinstance(e, ImageFinished)])
+    crashes = count_crashes(rows.values(), caplog.records)
+    assert (lost, crashes) == (0, 0)
     records = [r for r in settled_requests(useapi) if r.endpoint in ("upload", "faces")]
     kinds = Counter(fault_kind(r) for r in records)
     injected = {kind: n for kind, n in kinds.items() if kind != "success"}
@@ -286,7 +241,7 @@ def test_useapi_survives_1000_images_of_injected_faults(tmp_path, photo_folder, 
         checked=len(checked),
         failed=len(failed),
         checked_after_retries=retried,
-        billed_twice=0,
-        crashes=0,
-        data_lost=0,
+        billed_twice=0,  # face recognition is free: nothing is billed at all
+        crashes=crashes,
+        data_lost=lost,
     )

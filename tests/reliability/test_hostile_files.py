@@ -43,6 +43,7 @@ from tests.imagefiles import (
     make_truncated_png,
     png_chunk,
 )
+from tests.reliability.counts import count_crashes, count_lost
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 FAST_RETRIES = RetryPolicy(base_delay=0.001, cap=0.01)
@@ -216,8 +217,9 @@ def xlsx_formulas(csv_path: Path, out_dir: Path) -> tuple[int, int]:
     return sheet.count("<f>") + sheet.count("<f "), sheet.count("<row ")
 
 
-def test_hostile_files_and_names_get_clear_results_and_safe_exports(tmp_path, photo_folder, comet, make_app, figures):
+def test_hostile_files_and_names_get_clear_results_and_safe_exports(tmp_path, photo_folder, comet, make_app, figures, caplog):
     totals = {}
+    lost = crashes = 0
     for provider_id in ("local", "cometapi"):
         root = tmp_path / provider_id / "photos"
         root.parent.mkdir()
@@ -230,6 +232,9 @@ def test_hostile_files_and_names_get_clear_results_and_safe_exports(tmp_path, ph
         events = run_with_tampering(db, provider, root)
 
         rows = check_results(root, db, events, expect)
+        lost += count_lost({n for n, (s, _) in expect.items() if s != "skipped"}, rows)
+        crashes += count_crashes(rows.values(), caplog.records)
+        caplog.clear()
         # Stored and displayed shapes differ: the size recorded is the stored one, and the
         # face the offline detector finds on the upright picture is boxed in stored pixels.
         sideways = rows["face_stored_sideways.jpg"]
@@ -249,6 +254,7 @@ def test_hostile_files_and_names_get_clear_results_and_safe_exports(tmp_path, ph
         check_csv(tmp_path / provider_id / "results.csv", names, root)
         check_json(tmp_path / provider_id / "results.json", names, root)
         totals[provider_id] = len(expect)
+    assert (lost, crashes) == (0, 0)
 
     figures(
         "hostile_files",
@@ -257,8 +263,8 @@ def test_hostile_files_and_names_get_clear_results_and_safe_exports(tmp_path, ph
         providers=sorted(totals),
         inputs_tried=sum(totals.values()),
         exports_checked=4,
-        crashes=0,
-        data_lost=0,
+        crashes=crashes,
+        data_lost=lost,
     )
 
 
@@ -283,7 +289,7 @@ def test_libreoffice_finds_no_formula_in_the_exported_csv(tmp_path, photo_folder
 
     assert formulas == 0
     assert sheet_rows == len(HOSTILE_NAMES) + 1  # a newline inside a name stays in its cell
-    figures("hostile_files", libreoffice_conversions=2, libreoffice_formulas=0, data_lost=0)
+    figures("hostile_files", libreoffice_conversions=2, libreoffice_formulas=formulas)
 
 
 @pytest.fixture
@@ -317,10 +323,10 @@ def test_50000_files_in_one_folder_are_scanned_and_reported(tmp_path, roomy_fold
     assert plan.files_found == not_photos + fake_photos and plan.not_images == not_photos
     assert plan.invalid == fake_photos and plan.invalid_by_code == {"not_an_image": fake_photos}
     with Store(db) as store:
-        assert store.count_rows(RowFilter(statuses=("invalid",))) == fake_photos
+        stored = store.count_rows(RowFilter(statuses=("invalid",)))
         written = export_file(store, tmp_path / "many.csv")
-    assert written == fake_photos
-    figures("hostile_files", files_in_one_folder=not_photos + fake_photos, data_lost=0)
+    assert stored == written == fake_photos
+    figures("hostile_files", files_in_one_folder=not_photos + fake_photos, data_lost=fake_photos - stored)
 
 
 def test_a_name_that_is_not_utf8_is_checked_and_exported_without_loss(tmp_path, photo_folder, make_app):
