@@ -25,7 +25,7 @@ from .fix import Box, FixOptions, fix_image
 from .models import ProbedImage, ScannedFile, is_valid
 from .probe import ONE_CALL_PNG_BYTES, png_in_one_idat, probe_data, probe_file
 from .publish import free_name, link_new, publish_new
-from .scan import OUTPUT_MARKER, iter_files
+from .scan import OUTPUT_MARKER, file_path, iter_files
 from .validate import validate
 
 MANIFEST_NAME = "manifest.csv"
@@ -215,7 +215,7 @@ def _read_small(path: str) -> bytes | None:
     """The file's bytes, read once for the probe and the fix; None for a file too big to
     hold (it is then read twice, in pieces) or one that cannot be read (the probe says why)."""
     try:
-        with open(path, "rb") as fh:
+        with open(file_path(path), "rb") as fh:
             if os.fstat(fh.fileno()).st_size > ONE_CALL_PNG_BYTES:
                 return None
             return fh.read()

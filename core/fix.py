@@ -26,6 +26,7 @@ from PIL import Image, ImageCms, ImageFilter, ImageOps
 from .models import Constraints, Problem
 from .orientation import displayed_box, normal_orientation
 from .probe import DECODE_ERRORS, format_label
+from .scan import file_path
 
 #: JPEG qualities tried, best first: the highest that fits is used.
 JPEG_QUALITIES = (92, 85, 78, 70, 60, 50)
@@ -107,7 +108,7 @@ def fix_image(
     """
     try:
         _refuse_unfixable(problems, options)
-        with Image.open(path if data is None else io.BytesIO(data)) as original:
+        with Image.open(file_path(path) if data is None else io.BytesIO(data)) as original:
             if data is not None:
                 # Decoded in one call, without the GIL between chunks, so two threads
                 # fixing photos really run at once (see core.probe.png_in_one_idat).

@@ -29,6 +29,7 @@ from PIL import Image
 
 from core.probe import DECODE_ERRORS
 from core.providers import SettingSpec
+from core.scan import file_path
 
 #: Longer side of the grey copy that is measured. Large enough to keep a face's edges, small
 #: enough to cost a few milliseconds; measuring on one size makes photos comparable.
@@ -199,7 +200,7 @@ def measure_missing(store: Any, *, batch: int = 200) -> int:
             found = None
             for path in paths:
                 try:
-                    data = open(path, "rb").read()
+                    data = open(file_path(path), "rb").read()
                 except OSError:
                     continue
                 if hashlib.sha256(data).hexdigest() == sha256:  # the same content still

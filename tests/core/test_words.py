@@ -14,7 +14,7 @@ def counts(**statuses) -> RowSummary:
     full = {"checked": 0, "invalid": 0, "rejected": 0, "failed": 0, "pending": 0, **statuses}
     return RowSummary(
         files=sum(full.values()), images=sum(full.values()), statuses=full, problems={"too_small": 1_204},
-        verdicts={"avatar": {"yes": 10_000, "no": 2, "unknown": 0}}, with_face=10_000,
+        verdicts={"avatar": {"yes": 10_000, "no": 2, "unknown": 0}}, with_face=10_000, warnings={},
         cost=Decimal("2000.40"), unreadable_costs=0,
     )  # fmt: skip
 
