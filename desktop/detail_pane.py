@@ -442,6 +442,8 @@ class DetailPane(QWidget):
         )
 
         sentences = problem_sentences(row)
+        if row.get("ready_copy"):  # made by Make ready copies, and a check of it passed
+            sentences = [*sentences, f"A ready copy passed its check: {row['ready_copy']}"]
         self.problems.setText("\n".join(f"• {s}" for s in sentences) if sentences else "None.")
         warnings = [w["message"] for w in row.get("warnings") or ()]
         self.warnings.setText("\n".join(f"• {s}" for s in warnings))

@@ -93,12 +93,12 @@ _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 COLUMNS: tuple[Column, ...] = (
     # What a user decides on comes first (status, faces, verdicts); where the file is, last.
     Column("thumbnail", "", "path", 68, "Thumbnail"),
-    Column("file", "File", "file", 170, "The file's name"),
+    Column("file", "File", "file", 150, "The file's name"),
     Column("status", "Status", "status", 104, "Checked, invalid (never sent), rejected or failed"),
-    Column("faces", "Faces", "face_count", 52, "Faces found", _CENTRE),
-    Column("verdict_avatar", "Avatar", "verdict_avatar", 60, "Ready for an avatar", _CENTRE),
-    Column("verdict_tryon", "Try-on", "verdict_tryon", 60, "Ready for virtual try-on", _CENTRE),
-    Column("verdict_asset", "Asset", "verdict_asset", 60, "Ready as a subject or asset", _CENTRE),
+    Column("faces", "Faces", "face_count", 48, "Faces found", _CENTRE),
+    Column("verdict_avatar", "Avatar", "verdict_avatar", 52, "Ready for an avatar", _CENTRE),
+    Column("verdict_tryon", "Try-on", "verdict_tryon", 52, "Ready for virtual try-on", _CENTRE),
+    Column("verdict_asset", "Asset", "verdict_asset", 52, "Ready as a subject or asset", _CENTRE),
     Column("problems", "Problems", "problems", 260, "Why the file cannot be sent, or notes about it"),
     Column("head_seg", "Head", "head_seg", 56, "A head was found (✓), not found (✗), or cannot be told (?)", _CENTRE),
     Column("face_seg", "Face", "face_seg", 56, "A face was found (✓), not found (✗), or cannot be told (?)", _CENTRE),

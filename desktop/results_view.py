@@ -114,7 +114,11 @@ MAX_RESTORED = 200
 ROW_HEIGHT = 60
 #: Columns hidden until the user shows them (right-click the header), so that at 1280 pixels
 #: wide the Problems column has room; the detail pane shows all of them for the selected photo.
-HIDDEN_AT_FIRST = ("head_seg", "face_seg", "cloth_seg", "object_seg", "dimensions", "size", "folder", "provider", "error")
+#: Columns a user turns on from the header's menu; the rest fit a 1280-pixel window with the
+#: detail pane open, so Problems never hides behind a horizontal scroll bar.
+HIDDEN_AT_FIRST = (
+    "head_seg", "face_seg", "cloth_seg", "object_seg", "dimensions", "size", "folder", "provider", "error", "ready_copy",
+)
 THUMBNAIL_SIZE = QSize(52, 52)
 
 
@@ -162,6 +166,7 @@ class FilterBar(QWidget):
         self._quick_group = QActionGroup(self)
         self._quick_group.setExclusive(True)
         self.quick_actions: dict[str, QAction] = {}
+        self.quick_chips: dict[str, QToolButton] = {}
         for key, (label, _) in QUICK_FILTERS.items():
             action = QAction(label, self._quick_group)
             action.setToolTip(QUICK_FILTER_TIPS[key])
@@ -173,8 +178,9 @@ class FilterBar(QWidget):
             chip.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
             chips.addWidget(chip)
             self.quick_actions[key] = action
+            self.quick_chips[key] = chip
         self.quick_actions["all"].setChecked(True)
-        self.quick_actions["disagree"].setVisible(False)  # until a database holds several providers
+        self._show_quick("disagree", False)  # until a database holds several providers
         self._quick_group.triggered.connect(lambda _: self.changed.emit())
 
         self.provider = QComboBox(self)
@@ -245,6 +251,12 @@ class FilterBar(QWidget):
     def provider_id(self) -> str | None:
         return self.provider.currentData()
 
+    def _show_quick(self, key: str, visible: bool) -> None:
+        """Show or hide a quick filter: its action and its chip (a tool button does not follow
+        its action's visibility, and a greyed chip for a filter that cannot apply only confuses)."""
+        self.quick_actions[key].setVisible(visible)
+        self.quick_chips[key].setVisible(visible)
+
     def set_providers(self, providers: list[tuple[str, str]]) -> None:
         """Offer ``providers`` ([(id, label)]); the picker shows only when there are several."""
         known = [self.provider.itemData(i) for i in range(1, self.provider.count())]
@@ -260,7 +272,7 @@ class FilterBar(QWidget):
         self.provider.setCurrentIndex(max(position, 0))
         self.provider.blockSignals(False)
         self.provider.setVisible(len(providers) > 1)
-        self.quick_actions["disagree"].setVisible(len(providers) > 1)
+        self._show_quick("disagree", len(providers) > 1)
         if chosen is not None and position < 0:
             self.changed.emit()  # the chosen provider left the database
 
