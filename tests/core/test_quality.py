@@ -227,8 +227,6 @@ def test_providers_that_disagree_about_a_face(store, good):
 
 # --- the labelled set (bench/face_cases.py) -----------------------------------------------------
 
-pytest.importorskip("yuface")
-
 
 @pytest.fixture(scope="module")
 def labelled():

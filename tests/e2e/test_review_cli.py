@@ -2,13 +2,10 @@
 
 import json
 
-import pytest
 from PIL import Image
 
 from tests.conftest import SAMPLES, read_export_csv
 from tests.e2e.test_cli import cli
-
-pytest.importorskip("yuface")
 
 
 def test_a_cut_off_face_needs_review_and_the_portrait_stays_yes(tmp_path):
