@@ -35,7 +35,7 @@ from .scan import stored_path
 from .session import RunChoices, RunNotReady, prepare_run
 from .settings import SettingsError, parse_setting_assignment, resolve_provider_settings
 from .store import RowFilter, Store
-from .words import PROVIDER_STATE_WORDS
+from .words import PROVIDER_STATE_WORDS, skipped_sentence
 
 log = logging.getLogger("kling_preflight")
 
@@ -257,7 +257,7 @@ def _drive(runner: BatchRunner, paths, confirm: Callable[[Plan], bool] | None):
                 display.show(scan_line(event))
             elif isinstance(event, FileSkipped):
                 display.clear()
-                click.echo(f"Skipped {event.path}: {event.reason}", err=True)
+                click.echo(skipped_sentence(event.path, event.reason), err=True)
                 if isinstance(confirm, _PaidGate):
                     confirm.skipped.append(event.path)
             elif isinstance(event, Plan):

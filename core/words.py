@@ -159,6 +159,11 @@ def totals_sentence(with_face: int, cost: Decimal, failed: int, pending: int, *,
     return f"{line}\n{still_open}" if still_open else line
 
 
+def skipped_sentence(path: str, reason: str) -> str:
+    """A path the scan could not use, and why (a dangling link, a folder it may not read)."""
+    return f"Skipped {path}: {reason}"
+
+
 def missing_sentence(missing: list[str], known: set[str]) -> str:
     """Why paths cannot be queued: one that was there before (``known``, e.g. a recent
     folder) "is no longer there"; one that never was "does not exist"."""

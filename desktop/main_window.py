@@ -35,12 +35,13 @@ from core.events import FileSkipped, ProviderHalted, ScanProgress, Summary
 from core.export import FORMATS, export_file, export_rows
 from core.logs import LOG_FILE_NAME
 from core.models import Outcome, Status
+from core.errors import user_sentence
 from core.plugins import UnknownProviderError
 from core.scan import stored_path
-from core.session import RunChoices, RunNotReady, prepare_run
+from core.session import RunChoices, prepare_run
 from core.settings import SettingsError
 from core.store import RowFilter, Store, StoreError
-from core.words import missing_sentence
+from core.words import missing_sentence, skipped_sentence
 
 from .copies_dialog import open_collect, open_make_copies
 from .errors import MessageBanner
@@ -460,14 +461,12 @@ class MainWindow(QMainWindow):
         provider_id = choices.provider_id
         try:
             runner = prepare_run(self.context, self.db_path, choices)
-        except RunNotReady as exc:
-            self.show_error(str(exc))
-            return False
-        except (SettingsError, UnknownProviderError) as exc:
-            self.show_error(f"{exc.args[0] if exc.args else exc} Fix it in Settings.")
-            return False
-        except OSError as exc:
-            self.show_error(f"The provider's data folder could not be made: {exc.strerror or exc}.")
+        except Exception as exc:
+            sentence = user_sentence(exc)  # the one wording of errors, as the command line's
+            if sentence is None:
+                raise
+            fix_in_settings = isinstance(exc, (SettingsError, UnknownProviderError))
+            self.show_error(sentence.text + (" Fix it in Settings." if fix_in_settings else ""))
             return False
         provider, settings = runner.provider, self.context.settings
         session = RunSession(runner, roots, parent=self)
@@ -510,7 +509,7 @@ class MainWindow(QMainWindow):
     @Slot(list)
     def _on_files_skipped(self, skipped: list[FileSkipped]) -> None:
         for item in skipped:
-            log.warning("Skipped %s: %s", item.path, item.reason)
+            log.warning("%s", skipped_sentence(item.path, item.reason))
         self._skipped.extend(skipped)
 
     @Slot(object)
@@ -532,7 +531,7 @@ class MainWindow(QMainWindow):
         if self._skipped and not summary.halted:
             first = self._skipped[0]
             more = f" and {len(self._skipped) - 1:,} more (see the log)" if len(self._skipped) > 1 else ""
-            self.banner.show_message(f"Skipped {first.path}: {first.reason}{more}.", "warning")
+            self.banner.show_message(f"{skipped_sentence(first.path, first.reason)}{more}.", "warning")
 
     def _count_run_files(self, scope: RowFilter) -> None:
         """Count the run's files in the store (:meth:`Store.summary`, as the command line
