@@ -349,6 +349,11 @@ def providers(app: AppContext, check: bool) -> None:
             ok, message = _verify(app, state.id)
             failures += not ok
             click.echo(f"               check: {'ok, ' if ok else 'FAILED: '}{message}")
+        elif check and state.availability.state == "unavailable":
+            # Set up but unusable (a base URL holding the API's path, a missing detector): a
+            # script that checks before a paid run must not be told all is well.
+            failures += 1
+            click.echo("               check: FAILED: it cannot run (see above).")
     for problem in app.registry.problems:
         click.echo(f"! plugin {problem.plugin} was skipped: {problem.message}")
     click.echo(f"(* = default; keys are looked up in the keychain ({app.keystore.backend_description()}), then the environment)")

@@ -567,6 +567,7 @@ def test_providers_check_says_what_works_and_what_failed(fake_cometapi, fake_use
     configure(home, "useapi", f"base_url={fake_useapi.base_url}/v1/kling", f"email={DEFAULT_ACCOUNT}")
     pasted = kp("providers", "--check", home=home, env=keys)
     assert f"remove /v1/kling from it ({fake_useapi.base_url})" in pasted.stdout
+    assert pasted.returncode == 1 and "check: FAILED: it cannot run" in pasted.stdout
 
 
 def test_a_base_url_must_be_https_unless_it_is_this_machine(tmp_path):
