@@ -83,6 +83,13 @@ class OutcomeUnknown(ProviderError):
     code = "outcome_unknown"
 
 
+class CreatedMaybe(OutcomeUnknown):
+    """An outcome-unknown failure of a call that creates something (a useapi upload makes an
+    asset in the user's account): a retry would make a second one. It is never retried on
+    its own, however free the provider's retries are; only the user's ``--retry-ambiguous``
+    retries it, and ``--retry-failed`` sends it again later."""
+
+
 class ProtocolError(ProviderError):
     """The provider answered something we cannot read (not JSON, missing fields, wrong
     types). Recorded on the image as a failure."""

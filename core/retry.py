@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from .errors import NotProcessed, OutcomeUnknown, ProviderError, RateLimited
+from .errors import CreatedMaybe, NotProcessed, OutcomeUnknown, ProviderError, RateLimited
 
 #: Default first wait before retrying one request after a fault, in seconds.
 FAULT_BASE_DELAY = 0.5
@@ -46,6 +46,9 @@ class RetryPolicy:
     max_retry_after: float = 300.0
     #: Extra attempts allowed after an outcome-unknown failure (they may be billed).
     outcome_unknown_retries: int = 0
+    #: The user allowed retries after unclear failures (--retry-ambiguous): only then is a
+    #: call that may have created something (:class:`CreatedMaybe`) tried again at once.
+    ambiguous_allowed: bool = False
     #: Attempts before a service that has never answered (refused, unknown host) is reported
     #: as unreachable: seconds, not the minute a full backoff would take.
     unreachable_attempts: int = 3
@@ -110,6 +113,8 @@ class RetryPolicy:
             limit = self.max_attempts if reached else min(self.max_attempts, self.unreachable_attempts)
             return self.backoff(attempt, rng, self.fault_delay) if attempt < limit else None
         if isinstance(error, OutcomeUnknown):
+            if isinstance(error, CreatedMaybe) and not self.ambiguous_allowed:
+                return None
             if unknown_retries_used < self.outcome_unknown_retries and attempt < self.max_attempts:
                 return self.backoff(attempt, rng, self.fault_delay)
             return None

@@ -203,6 +203,7 @@ class BatchRunner:
             if options.retry.base_delay is not None
             else provider.rate_limit_base_wait,
             outcome_unknown_retries=unknown_retries,
+            ambiguous_allowed=options.retry_ambiguous,
         )
 
     # -- control, from any thread -------------------------------------------------------

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from core.errors import (
     Cancelled,
+    CreatedMaybe,
     ImageRejected,
     NotProcessed,
     OutcomeUnknown,
@@ -38,6 +39,7 @@ from core.providers import CheckContext, DictMemo, Memo, Provider, ProviderConfi
 __all__ = [
     "Availability",
     "Cancelled",
+    "CreatedMaybe",
     "CheckContext",
     "CheckResult",
     "Constraints",

@@ -12,7 +12,7 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from core.errors import ImageRejected, ProtocolError, ProviderError, ProviderStopped
+from core.errors import CreatedMaybe, ImageRejected, OutcomeUnknown, ProtocolError, ProviderError, ProviderStopped
 from core.hookspecs import hookimpl
 from core.http import HttpProvider, Reply, clip, connection_settings, say
 from core.models import CheckResult, Face, ProbedImage
@@ -113,8 +113,17 @@ class UseAPIProvider(HttpProvider):
         :returns: the upload's answer and the URL.
         """
         client = self.client
-        reply = client.post(UPLOAD_PATH, cancel=ctx.cancel, data=data, content_type=content_type, params=self._email_field())
-        body = self._answer(reply)
+        try:
+            reply = client.post(UPLOAD_PATH, cancel=ctx.cancel, data=data, content_type=content_type, params=self._email_field())
+            body = self._answer(reply)
+        except OutcomeUnknown as exc:
+            # Face recognition is free to retry, an upload is not: it may have made an asset
+            # already, and a second try would make another.
+            raise CreatedMaybe(
+                f"{exc.message} The upload may already be an asset in your Kling account, so it is not "
+                "sent again on its own; `scan --retry-failed` uploads it again.",
+                status=exc.status, provider_code=exc.provider_code, raw=exc.raw, request_id=exc.request_id,
+            ) from exc
         url = body.get("url")
         if not isinstance(url, str) or not url:
             raise client.error(ProtocolError, say("useapi's upload answer has no URL"), reply)

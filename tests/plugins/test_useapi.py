@@ -11,6 +11,7 @@ import pytest
 
 from core.errors import (
     Cancelled,
+    CreatedMaybe,
     ImageRejected,
     OutcomeUnknown,
     ProtocolError,
@@ -67,7 +68,10 @@ def test_each_error_row_is_classified(fake_useapi, name, endpoint):
     fake_useapi.enqueue(endpoint, USEAPI_ERRORS[name])
     with pytest.raises(ProviderError) as caught:
         check_once(provider_for(fake_useapi, email=DEFAULT_ACCOUNT))
-    assert_row(caught.value, USEAPI_ERRORS[name], *ERROR_TABLE[name], key=fake_useapi.key)
+    cls, words = ERROR_TABLE[name]
+    if endpoint == "upload" and cls is OutcomeUnknown:
+        cls = CreatedMaybe  # an upload may have made an asset: never retried on its own
+    assert_row(caught.value, USEAPI_ERRORS[name], cls, words, key=fake_useapi.key)
     assert len(of(fake_useapi, endpoint, 1 if endpoint == "upload" else 2)) == 1  # one attempt
     if isinstance(caught.value, RateLimited):
         assert caught.value.retry_after is None  # useapi sends no Retry-After: the runner's 10 s applies
@@ -208,6 +212,34 @@ def test_a_dropped_connection_is_outcome_unknown(fake_useapi, endpoint):
     fake_useapi.enqueue(endpoint, Drop(after_body=True))
     with pytest.raises(OutcomeUnknown):
         check_once(provider_for(fake_useapi))
+
+
+@pytest.mark.parametrize("fault", [USEAPI_ERRORS["fault_500"], Drop(after_body=True)])
+def test_an_upload_whose_answer_was_lost_is_never_sent_again_on_its_own(fake_useapi, tmp_path, fault):
+    """Face recognition is free to retry; an upload is not (each makes an asset). The runner
+    retries useapi's unclear failures once, so an upload must say it may have made one."""
+    from core.retry import RetryPolicy
+    from core.runner import BatchRunner, RunOptions
+    from core.store import RowFilter, Store
+
+    fake_useapi.enqueue("upload", fault)
+    with pytest.raises(CreatedMaybe) as caught:
+        check_once(provider_for(fake_useapi))
+    assert "may already be an asset" in caught.value.message and "--retry-failed" in caught.value.message
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    image, data = sample("mpl_grace_hopper.jpg")
+    (photos / "hopper.jpg").write_bytes(data)
+    uploads_before = len(of(fake_useapi, "upload", 1))
+    fake_useapi.enqueue("upload", fault)
+    fast = RetryPolicy(base_delay=0.01, fault_base_delay=0.01)
+    for _ in BatchRunner(tmp_path / "r.db", provider_for(fake_useapi), RunOptions(retry=fast)).run([photos]):
+        pass
+    assert len([r for r in fake_useapi.requests if r.endpoint == "upload"]) - uploads_before == 1  # not sent again
+    with Store(tmp_path / "r.db") as store:
+        (row,) = store.query_rows(RowFilter(provider="useapi"))
+    assert row["status"] == "failed" and "may already be an asset" in row["error"]
 
 
 def test_a_closed_port_that_never_answered_stops_the_provider_at_once(fake_useapi):

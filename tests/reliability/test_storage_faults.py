@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Callable
@@ -30,8 +31,13 @@ IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 FIRST_RUN, SECOND_RUN = 20, 300
 
 
-def cli(args: list[str], home: Path, key: str, logs: Path, *, file_size_limit: int | None = None):
-    """Run the command line; its output is kept in ``logs`` (the secrets sweep reads it)."""
+def cli(args: list[str], home: Path, key: str, logs: Path, *, file_size_limit: int | None = None,
+        while_running: Callable[[subprocess.Popen], None] | None = None):
+    """Run the command line; its output is kept in ``logs`` (the secrets sweep reads it).
+
+    :param while_running: called with the process once it has started (to break the storage
+        under it part way), before its output is collected.
+    """
     env = {**os.environ, "KLING_PREFLIGHT_HOME": str(home), "KLING_PREFLIGHT_COMETAPI_KEY": key}
     command = [sys.executable, "-m", "core.cli", *args]
     if file_size_limit is not None:
@@ -44,7 +50,16 @@ def cli(args: list[str], home: Path, key: str, logs: Path, *, file_size_limit: i
             "os.execv(sys.executable, [sys.executable] + sys.argv[1:])"
         )
         command = [sys.executable, "-c", launcher, "-m", "core.cli", *args]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          stdin=subprocess.DEVNULL) as process:
+        try:
+            if while_running is not None:
+                while_running(process)
+            stdout, stderr = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     logs.mkdir(exist_ok=True)
     stem = uuid.uuid4().hex[:8]
     (logs / f"{stem}.out").write_text(result.stdout)
@@ -99,6 +114,29 @@ def _try_mount(path: Path, options: str) -> bool:
     return done.returncode == 0
 
 
+def _fill_once_answers_come(folder: Path, db: Path, answered_before: int, process: subprocess.Popen) -> None:
+    """Shrink the tmpfs at ``folder`` to what it holds (plus a page or two) as soon as the run
+    has committed new answers, so that the disk fills in the middle of its checks."""
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            answered = len(result_rows(db))
+        except sqlite3.Error:  # busy at that moment: look again
+            answered = answered_before
+        if answered >= answered_before + 3:
+            for _ in range(50):  # usage may grow between the look and the remount
+                stats = os.statvfs(folder)
+                used = (stats.f_blocks - stats.f_bfree) * stats.f_frsize
+                if _try_remount(folder, f"size={used + 8192}"):
+                    return
+            raise AssertionError("could not shrink the tmpfs under the run")
+        time.sleep(0.005)
+
+
+def _try_remount(path: Path, options: str) -> bool:
+    return subprocess.run(["mount", "-o", f"remount,{options}", str(path)], capture_output=True).returncode == 0
+
+
 def _remount(path: Path, options: str) -> None:
     subprocess.run(["mount", "-o", f"remount,{options}", str(path)], check=True, capture_output=True)
 
@@ -123,7 +161,7 @@ def mounts():
 def read_only_storage(request, tmp_path, mounts) -> Storage:
     folder = tmp_path / "storage"
     if request.param == "read-only mount":
-        if not mounts(folder, "1280k"):
+        if not mounts(folder, "16m"):
             pytest.skip("needs root and permission to mount a tmpfs")
         return Storage(folder, lambda: _remount(folder, "ro"), lambda: _remount(folder, "rw"), request.param)
     if IS_ROOT:
@@ -238,9 +276,9 @@ def test_a_disk_that_fills_mid_run_gives_a_clear_message_and_keeps_every_result(
     folder = tmp_path / "storage"
     limit = None
     if how == "full tmpfs":
-        # The first run fits (each call is journaled, then its answer and the photo's quality
-        # written; the search index grows with the files); the second fills it part way.
-        if not mounts(folder, "1280k"):
+        # Room for the first run; the second has its disk shrunk to what it holds, once it has
+        # written a few answers, so it fills part way through the checks whatever the sizes.
+        if not mounts(folder, "64m"):
             pytest.skip("needs root and permission to mount a tmpfs")
     else:
         folder.mkdir()
@@ -253,7 +291,9 @@ def test_a_disk_that_fills_mid_run_gives_a_clear_message_and_keeps_every_result(
     before = result_rows(db)
     requests_before = len(comet.requests)
 
-    full = cli(["scan", str(second), *base], home, comet.key, logs, file_size_limit=limit)
+    full = cli(["scan", str(second), *base], home, comet.key, logs, file_size_limit=limit,
+               while_running=(lambda process: _fill_once_answers_come(folder, db, len(before), process))
+               if how == "full tmpfs" else None)
 
     assert_one_clear_sentence(full, "results database")
     assert any(words in full.stderr for words in ("disk is full", "disk I/O error")), full.stderr
