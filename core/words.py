@@ -40,7 +40,10 @@ STATUS_SUMMARY_LABELS: Mapping[str, str] = {
 #: Each workflow a verdict is about.
 VERDICT_LABELS: Mapping[str, str] = {"avatar": "avatar", "tryon": "try-on", "asset": "subject/asset"}
 #: Each verdict value, in the order the summary's columns show them.
-VERDICT_VALUE_LABELS: Mapping[str, str] = {v.value: v.value for v in Verdict}
+#: From ready to not ready, then not known: the order of the summary's verdict columns.
+VERDICT_VALUE_LABELS: Mapping[str, str] = {
+    v.value: v.value for v in (Verdict.YES, Verdict.REVIEW, Verdict.NO, Verdict.UNKNOWN)
+}
 #: What each recognition flag is called.
 FLAG_LABELS: Mapping[str, str] = {
     "head_seg": "Head",

@@ -43,3 +43,11 @@ def test_words():
         "Not done: 3 photos are still open: 1 failed (retry with --retry-failed) and 2 not checked yet (run again to check them)."
     )
     assert open_sentence(1, 0, retry="press Retry failed") == "Not done: 1 photo is still open: 1 failed (press Retry failed)."
+
+
+def test_every_verdict_value_has_a_summary_column_from_ready_to_unknown():
+    from core.models import Verdict
+    from core.words import VERDICT_VALUE_LABELS
+
+    assert set(VERDICT_VALUE_LABELS) == {v.value for v in Verdict}  # a new value cannot be dropped
+    assert list(VERDICT_VALUE_LABELS) == ["yes", "review", "no", "unknown"]
