@@ -29,11 +29,10 @@ from PySide6.QtCore import (
     QSize,
     Qt,
     QTimer,
-    QUrl,
     Signal,
     Slot,
 )
-from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QGuiApplication, QIcon, QKeySequence, QPainter, QPalette
+from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QIcon, QKeySequence, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -825,7 +824,10 @@ class ResultsPanel(QWidget):
             path = file_path(row["path"])
             folders.setdefault(os.path.dirname(path), path)
         for folder, path in list(folders.items())[:MAX_OPEN]:
-            reveal_in_folder(folder, path)
+            problem = reveal_in_folder(folder, path)
+            if problem:
+                self.error.emit(problem)
+                return
 
     def _copy_paths(self) -> None:
         paths = [row["path"] for row in self.selected_rows()]
@@ -939,11 +941,14 @@ class ResultsPanel(QWidget):
                     selection.setCurrentIndex(self.model.index(found, COLUMN_INDEX["file"]), flags)
 
 
-def reveal_in_folder(folder: str, path: str) -> None:
+def reveal_in_folder(folder: str, path: str) -> str:
     """Show ``path`` in the system's file manager: selected where the platform allows it
-    (Finder, Explorer), else its folder opened."""
+    (Finder, Explorer), else its folder opened (:func:`desktop.opener.open_path`).
+
+    :returns: "" when shown, else the sentence saying why not.
+    """
     if sys.platform == "darwin" and QProcess.startDetached("open", ["-R", path]):
-        return
+        return ""
     if sys.platform == "win32" and QProcess.startDetached("explorer", ["/select,", os.path.normpath(path)]):
-        return
-    QDesktopServices.openUrl(QUrl.fromLocalFile(folder))
+        return ""
+    return open_path(folder)

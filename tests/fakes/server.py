@@ -685,6 +685,16 @@ class FakeServer:
         with self._lock:
             return self._in_flight
 
+    def wait_until_idle(self, timeout: float = 10.0) -> None:
+        """Return once no request is being handled (a stopped or killed client's last calls
+        are answered or dropped); fail the test after ``timeout`` seconds."""
+        pause = threading.Event()
+        for _ in range(max(1, int(timeout / 0.02))):
+            if self.in_flight == 0:
+                return
+            pause.wait(0.02)
+        raise AssertionError("the fake is still answering a client that stopped")
+
     @property
     def peak_concurrency(self) -> int:
         """The most admitted requests ever in flight at once (since start or reset)."""

@@ -31,7 +31,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -86,15 +85,6 @@ def read_db(db: Path, provider: str) -> tuple[dict[str, dict], set[str], dict[st
     finally:
         conn.close()
     return results, journal, memo
-
-
-def wait_until_idle(fake) -> None:
-    pause = threading.Event()
-    for _ in range(500):
-        if fake.in_flight == 0:
-            return
-        pause.wait(0.02)
-    raise AssertionError("the fake is still answering a stopped process")
 
 
 class Campaign:
@@ -182,7 +172,7 @@ class Campaign:
         allowed = (0, 1, -signal.SIGKILL) + ((-signal.SIGINT, 130) if how == "int_twice" else ())
         assert code in allowed, f"run {self.runs} ({how}) ended with {code}"
         assert "Traceback" not in (self.logs / f"run{self.runs:02d}.err").read_text()
-        wait_until_idle(self.fake)
+        self.fake.wait_until_idle()
         results, journal, memo = read_db(self.db, self.provider)
         for sha in self.paid(self.fake.requests[before:]):
             if self.stored(sha, results, memo):
@@ -294,7 +284,7 @@ def test_the_desktop_stop_pressed_at_random_moments_never_bills_an_image_twice(
                     session.stop()
                 presses["stop_twice" if twice else "stop"] += 1
         session.deleteLater()
-        wait_until_idle(comet)
+        comet.wait_until_idle()
         results, journal, _ = read_db(db, "cometapi")
         for record in comet.requests[before:]:
             sha = comet_sha(record) if record.billed else None
